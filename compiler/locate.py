@@ -1,0 +1,46 @@
+"""Pointing inside a string value: a template's line and a word on it, back to file:line:col."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from specs.source import DataPath, Document, Span
+
+
+def inside(
+    doc: Document, files: Mapping[str, str], path: DataPath, lineno: int, needles: tuple[str, ...]
+) -> Span:
+    """The span of the first of ``needles`` on line ``lineno`` of the string at ``path``.
+
+    Block scalars (``|``, ``>``) start on the line after their indicator; plain and quoted
+    ones on their own line. When the needle cannot be found (folded or escaped text), the
+    best line is still given, pointing at its first non-blank character.
+    """
+    span = doc.locate(path)
+    text = files.get(doc.path)
+    if text is None:
+        return span
+    lines = text.splitlines()
+    block = doc.styles.get(path) in ("|", ">")
+    first = span.line + 1 if block else span.line
+    last = max(first, min(span.end_line, len(lines)))
+    target = min(max(first + lineno - 1, first), last)
+    order = [target, *range(first, last + 1)]
+    for needle in needles:
+        if not needle:
+            continue
+        for number in order:
+            if number > len(lines):
+                continue
+            line = lines[number - 1]
+            start = span.col - 1 if number == span.line else 0
+            found = line.find(needle, start)
+            if found >= 0:
+                return Span(doc.path, number, found + 1, number, found + 1 + len(needle))
+    if target <= len(lines):
+        line = lines[target - 1]
+        col = len(line) - len(line.lstrip()) + 1
+        if target == span.line:
+            col = span.col
+        return Span(doc.path, target, col, target, len(line) + 1)
+    return span

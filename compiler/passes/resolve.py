@@ -1,0 +1,139 @@
+"""Pass 4, resolve: names to specs; duplicates and dangling references are errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from compiler.diagnostics import Diagnostic, did_you_mean, error
+from compiler.symbols import Program, SpecEntry, TemplateSite, Templates
+from specs import Agent, Crew
+
+_GROUP = {"Agent": "agents", "Tool": "tools", "MemoryPolicy": "policies", "Crew": "crews"}
+
+
+def resolve(tpl: Templates) -> tuple[Program, tuple[Diagnostic, ...]]:
+    diags: list[Diagnostic] = []
+    groups: dict[str, dict[str, SpecEntry]] = {g: {} for g in _GROUP.values()}
+    for entry in tpl.specs.entries:
+        group = groups[_GROUP[entry.kind]]
+        seen = group.get(entry.name)
+        if seen is None or seen.origin == "stdlib":  # a user's spec shadows a standard one
+            group[entry.name] = entry
+        elif entry.origin == "user":
+            first = seen.doc.locate(("metadata", "name"))
+            diags.append(
+                error(
+                    "K3001",
+                    f"duplicate {entry.kind} name '{entry.name}' (first defined at {first})",
+                    entry.doc.locate(("metadata", "name")),
+                    "names must be unique per kind across all files",
+                )
+            )
+    agents, tools, policies = groups["agents"], groups["tools"], groups["policies"]
+    for entry in agents.values():
+        diags.extend(_agent_refs(entry, agents, tools, policies))
+    task_deps: dict[str, dict[str, tuple[str, ...]]] = {}
+    for entry in groups["crews"].values():
+        diags.extend(_crew_refs(entry, agents, policies))
+        task_deps[entry.name] = _task_deps(entry, tpl.parsed)
+    program = Program(
+        agents=agents,
+        tools=tools,
+        policies=policies,
+        crews=groups["crews"],
+        templates=tpl.parsed,
+        task_deps=task_deps,
+    )
+    return program, tuple(diags)
+
+
+def _missing(
+    entry: SpecEntry,
+    path: tuple[str | int, ...],
+    name: str,
+    pool: Mapping[str, SpecEntry],
+    code: str,
+    what: str,
+) -> Iterable[Diagnostic]:
+    if name not in pool:
+        yield error(
+            code,
+            f"{entry.kind} '{entry.name}' refers to unknown {what} '{name}'",
+            entry.doc.locate(path),
+            did_you_mean(name, pool) or f"define a {what} named '{name}'",
+        )
+
+
+def _agent_refs(
+    entry: SpecEntry,
+    agents: Mapping[str, SpecEntry],
+    tools: Mapping[str, SpecEntry],
+    policies: Mapping[str, SpecEntry],
+) -> Iterable[Diagnostic]:
+    spec = entry.model.spec
+    assert isinstance(entry.model, Agent) and spec is entry.model.spec
+    for i, tool in enumerate(entry.model.spec.tools):
+        yield from _missing(entry, ("spec", "tools", i), tool, tools, "K3002", "tool")
+    if entry.model.spec.memory is not None:
+        yield from _missing(entry, ("spec", "memory"), entry.model.spec.memory, policies, "K3003", "memory policy")
+    for i, other in enumerate(entry.model.spec.delegate_to):
+        yield from _missing(entry, ("spec", "delegate_to", i), other, agents, "K3004", "agent")
+
+
+def _crew_refs(
+    entry: SpecEntry, agents: Mapping[str, SpecEntry], policies: Mapping[str, SpecEntry]
+) -> Iterable[Diagnostic]:
+    crew = entry.model
+    assert isinstance(crew, Crew)
+    spec = crew.spec
+    if spec.manager is not None:
+        yield from _missing(entry, ("spec", "manager"), spec.manager, agents, "K3004", "agent")
+    if spec.memory is not None:
+        yield from _missing(entry, ("spec", "memory"), spec.memory, policies, "K3003", "memory policy")
+    names: dict[str, int] = {}
+    for i, task in enumerate(spec.tasks):
+        if task.name in names:
+            yield error(
+                "K3001",
+                f"duplicate task name '{task.name}' in crew '{crew.metadata.name}'",
+                entry.doc.locate(("spec", "tasks", i, "name")),
+                f"task {names[task.name] + 1} already has this name",
+            )
+        names.setdefault(task.name, i)
+        yield from _missing(entry, ("spec", "tasks", i, "agent"), task.agent, agents, "K3004", "agent")
+    for i, task in enumerate(spec.tasks):
+        for j, dep in enumerate(task.depends_on or ()):
+            if dep not in names:
+                yield error(
+                    "K3005",
+                    f"task '{task.name}' depends on unknown task '{dep}'",
+                    entry.doc.locate(("spec", "tasks", i, "depends_on", j)),
+                    did_you_mean(dep, names) or "depends_on lists task names of the same crew",
+                )
+    if spec.output is not None and spec.output not in names:
+        yield error(
+            "K3005",
+            f"crew output names unknown task '{spec.output}'",
+            entry.doc.locate(("spec", "output")),
+            did_you_mean(spec.output, names),
+        )
+
+
+def _task_deps(entry: SpecEntry, parsed: Mapping[TemplateSite, object]) -> dict[str, tuple[str, ...]]:
+    """Each task's dependencies: ``depends_on`` as written, else the tasks its prompt reads."""
+    crew = entry.model
+    assert isinstance(crew, Crew)
+    names = {t.name for t in crew.spec.tasks}
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, task in enumerate(crew.spec.tasks):
+        if task.depends_on is not None:
+            deps[task.name] = tuple(d for d in task.depends_on if d in names)
+            continue
+        template = parsed.get(TemplateSite(spec=entry.key, path=("spec", "tasks", i, "prompt")))
+        found: list[str] = []
+        for ref in getattr(template, "references", ()):
+            if ref.path[0] == "tasks" and len(ref.path) > 1 and ref.path[1] in names:
+                if ref.path[1] not in found and ref.path[1] != task.name:
+                    found.append(str(ref.path[1]))
+        deps[task.name] = tuple(sorted(found))
+    return deps

@@ -1,0 +1,241 @@
+"""Pass 2, validate: each document against its kind's model; pydantic errors become diagnostics."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from compiler.diagnostics import Diagnostic, did_you_mean, error
+from compiler.passes.load import Sources
+from compiler.symbols import Origin, SpecEntry, Specs
+from specs import API_VERSION, KINDS
+from specs.source import DataPath, Document
+
+_YAML_BOOLS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
+
+
+def validate(sources: Sources) -> tuple[Specs, tuple[Diagnostic, ...]]:
+    entries: list[SpecEntry] = []
+    diags: list[Diagnostic] = []
+    for origin, docs in (("user", sources.documents), ("stdlib", sources.stdlib)):
+        for doc in docs:
+            text = sources.files.get(doc.path, "")
+            entry = _validate_document(doc, text, origin, diags)  # type: ignore[arg-type]
+            if entry is not None:
+                entries.append(entry)
+    return Specs(tuple(entries)), tuple(diags)
+
+
+def _validate_document(
+    doc: Document, text: str, origin: Origin, diags: list[Diagnostic]
+) -> SpecEntry | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        diags.append(
+            error(
+                "K1009",
+                f"a spec document must be a mapping, not {_type_name(data)}",
+                doc.span,
+                "start it with 'apiVersion: kiln/v1' and 'kind: Agent' (or Tool, MemoryPolicy, Crew)",
+            )
+        )
+        return None
+    if not _header_ok(doc, diags):
+        return None
+    model_cls = KINDS[data["kind"]]
+    try:
+        model = model_cls.model_validate(data)
+    except ValidationError as exc:
+        diags.extend(_translate(exc, doc, text, model_cls))
+        return None
+    return SpecEntry(kind=model.kind, name=model.metadata.name, model=model, doc=doc, origin=origin)
+
+
+def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
+    data = doc.data
+    version = data.get("apiVersion")
+    kind = data.get("kind")
+    ok = True
+    if version != API_VERSION:
+        span = doc.locate(("apiVersion",)) if "apiVersion" in data else doc.span
+        what = f"unknown apiVersion {version!r}" if "apiVersion" in data else "missing apiVersion"
+        diags.append(error("K2001", what, span, f"write 'apiVersion: {API_VERSION}'"))
+        ok = False
+    if kind not in KINDS:
+        if "kind" in data:
+            message = f"unknown kind {kind!r}"
+            hint = did_you_mean(str(kind), KINDS)
+            span = doc.locate(("kind",))
+        else:
+            message, hint, span = "missing kind", "add 'kind: Agent' (or Tool, MemoryPolicy, Crew)", doc.span
+        diags.append(error("K2002", message, span, hint))
+        ok = False
+    return ok
+
+
+def _translate(
+    exc: ValidationError, doc: Document, text: str, model_cls: type[BaseModel]
+) -> Iterator[Diagnostic]:
+    kind = model_cls.__name__
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path, is_key = _data_path(doc.data, loc)
+        etype = err["type"]
+        where = _dotted(path)
+        if etype == "extra_forbidden":
+            key = str(path[-1])
+            allowed = _fields_at(model_cls, loc[:-1])
+            yield error(
+                "K2003",
+                f"unknown key '{key}' in {kind} {_dotted(path[:-1]) or 'document'}",
+                doc.locate(path, key=True),
+                did_you_mean(key, allowed) if allowed else None,
+            )
+        elif etype in ("missing", "union_tag_not_found"):
+            field = str(loc[-1]) if etype == "missing" else err["ctx"]["discriminator"].strip("'")
+            parent = path[:-1] if path and path[-1] == field else path
+            yield error(
+                "K2005",
+                f"missing required field '{field}' in {kind} {_dotted(parent) or 'document'}",
+                doc.locate(parent, key=True),
+                None,
+            )
+        elif etype in ("kiln_name", "kiln_input_name"):
+            yield error("K2006", err["msg"], doc.locate(path, key=is_key), None)
+        elif etype == "union_tag_invalid":
+            tag = str(err["ctx"]["tag"])
+            tags = [t.strip("' ") for t in str(err["ctx"]["expected_tags"]).split(",")]
+            yield error(
+                "K2004",
+                f"{where}.type: unknown type '{tag}'",
+                doc.locate((*path, "type")),
+                did_you_mean(tag, tags),
+            )
+        else:
+            yield error(
+                "K2004",
+                f"{where}: {_message(err)}",
+                doc.locate(path, key=is_key),
+                _hint(err, _written(doc, text, path)),
+            )
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    value = err.get("input")
+    if err["type"].endswith(("_type", "_parsing")) and not isinstance(value, dict | list):
+        msg += f" (got {value!r})"
+    return msg
+
+
+def _hint(err: Any, written: str) -> str | None:
+    value = err.get("input")
+    if isinstance(value, bool) and err["type"] == "string_type":
+        if written.lower() in _YAML_BOOLS:
+            return f"YAML reads an unquoted {written} as {str(value).lower()}: quote it"
+    if err["type"] == "literal_error":
+        return f"expected {err['ctx']['expected']}"
+    return None
+
+
+def _written(doc: Document, text: str, path: DataPath) -> str:
+    """The text of a one-line value as it stands in the file."""
+    span = doc.locate(path)
+    if span.line != span.end_line:
+        return ""
+    lines = text.splitlines()
+    return lines[span.line - 1][span.col - 1 : span.end_col - 1] if span.line <= len(lines) else ""
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[DataPath, bool]:
+    """Follow a pydantic error location through the data, skipping union tags.
+
+    Returns the data path and whether the error is about a mapping key (pydantic's
+    ``[key]`` marker).
+    """
+    path: list[str | int] = []
+    node = data
+    is_key = False
+    for part in loc:
+        if part == "[key]":
+            is_key = True
+            break
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and part == loc[-1]:
+            path.append(part)  # a missing or unknown key: point at it (or its parent)
+        # else: a union tag or model name in the location; it has no place in the data
+    return tuple(path), is_key
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _union_members(tp: Any) -> tuple[Any, ...]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return tuple(_unwrap(a) for a in typing.get_args(tp) if a is not type(None))
+    return (tp,)
+
+
+def _fields_at(model_cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``loc`` (for 'did you mean'), or [] when it is not a model."""
+    current: Any = model_cls
+    for part in loc:
+        current = _step(_unwrap(current), part)
+        if current is None:
+            return []
+    members = [m for m in _union_members(_unwrap(current)) if _is_model(m)]
+    if len(members) != 1:
+        return []
+    return [f.alias or name for name, f in members[0].model_fields.items()]
+
+
+def _step(tp: Any, part: Any) -> Any:
+    members = _union_members(tp)
+    for member in members:
+        if _is_model(member):
+            fields = {f.alias or n: f for n, f in member.model_fields.items()}
+            fields.update(member.model_fields)
+            if part in fields:
+                return fields[part].annotation
+            tag = member.model_fields.get("type")
+            if tag is not None and typing.get_args(tag.annotation) == (part,):
+                return member  # the location names the union member by its tag
+        else:
+            origin = typing.get_origin(member)
+            args = typing.get_args(member)
+            if origin is dict and isinstance(part, str):
+                return args[1]
+            if origin in (tuple, list) and isinstance(part, int):
+                return args[0]
+    return None
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _dotted(path: DataPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

@@ -1,0 +1,92 @@
+"""What the passes hand each other: validated specs and the resolved program."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from compiler.templates import ParsedTemplate
+from specs import Agent, Crew, MemoryPolicy, SpecModel, Tool
+from specs.source import DataPath, Document
+
+Origin = Literal["user", "stdlib"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpecEntry:
+    """One validated spec, with the document it came from (for locations only)."""
+
+    kind: str
+    name: str
+    model: SpecModel
+    doc: Document = field(compare=False, repr=False)
+    origin: Origin = "user"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Specs:
+    """The output of ``validate``: every spec that passed its schema."""
+
+    entries: tuple[SpecEntry, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateSite:
+    """Where a template is written: the spec, and the path to the string in its document."""
+
+    spec: str
+    path: DataPath
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """The output of the ``templates`` pass: every template that parsed."""
+
+    specs: Specs
+    parsed: Mapping[TemplateSite, ParsedTemplate]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Program:
+    """The output of ``resolve``: specs by name, references resolved, task dependencies known.
+
+    ``tools`` holds the user's tools and the standard library's (a user's tool shadows a
+    standard one of the same name). ``task_deps`` maps crew → task → the tasks it waits for:
+    its ``depends_on`` when given, else those its prompt reads.
+    """
+
+    agents: Mapping[str, SpecEntry]
+    tools: Mapping[str, SpecEntry]
+    policies: Mapping[str, SpecEntry]
+    crews: Mapping[str, SpecEntry]
+    templates: Mapping[TemplateSite, ParsedTemplate]
+    task_deps: Mapping[str, Mapping[str, tuple[str, ...]]]
+
+    def agent(self, name: str) -> Agent:
+        model = self.agents[name].model
+        assert isinstance(model, Agent)
+        return model
+
+    def tool(self, name: str) -> Tool:
+        model = self.tools[name].model
+        assert isinstance(model, Tool)
+        return model
+
+    def policy(self, name: str) -> MemoryPolicy:
+        model = self.policies[name].model
+        assert isinstance(model, MemoryPolicy)
+        return model
+
+    def crew(self, name: str) -> Crew:
+        model = self.crews[name].model
+        assert isinstance(model, Crew)
+        return model
+
+    def user_entries(self) -> list[SpecEntry]:
+        groups = (self.agents, self.tools, self.policies, self.crews)
+        return [e for g in groups for e in g.values() if e.origin == "user"]

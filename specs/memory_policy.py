@@ -1,0 +1,78 @@
+"""The ``MemoryPolicy`` kind: which stores an agent remembers with, and how."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from specs._common import Metadata, Model, Template
+
+
+class ShortTermMemory(Model):
+    backend: Literal["inprocess", "redis"] = "inprocess"
+    url: str | None = None
+    max_messages: int = Field(50, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    summarize: bool = True
+    ttl_s: int | None = Field(None, ge=1)
+
+
+class VectorMemory(Model):
+    backend: Literal["chroma", "chroma-server"] = "chroma"
+    path: str | None = None
+    url: str | None = None
+    embedder: str = "hash"
+    collection: str | None = None
+
+
+class GraphMemory(Model):
+    backend: Literal["networkx", "neo4j"] = "networkx"
+    path: str | None = None
+    uri: str | None = None
+    user: str | None = None
+    password: str | None = None
+
+
+class EpisodicMemory(Model):
+    enabled: bool = True
+    top_k: int = Field(3, ge=1, le=100)
+
+
+class RetrievalWeights(Model):
+    relevance: float = Field(0.5, ge=0)
+    recency: float = Field(0.3, ge=0)
+    importance: float = Field(0.2, ge=0)
+
+
+class Retrieval(Model):
+    top_k: int = Field(5, ge=1, le=200)
+    min_score: float = Field(0.0, ge=0, le=1)
+    weights: RetrievalWeights = Field(default_factory=RetrievalWeights)
+    recency_half_life_days: float = Field(30, gt=0)
+
+
+class Injection(Model):
+    position: Literal["system", "before_input"] = "system"
+    template: Template | None = None
+
+
+class MemoryPolicySpec(Model):
+    scope: Literal["agent", "user", "session", "crew"] = "agent"
+    short_term: ShortTermMemory | None = Field(default_factory=ShortTermMemory)
+    vector: VectorMemory | None = None
+    graph: GraphMemory | None = None
+    episodic: EpisodicMemory | None = None
+    remember: tuple[Literal["final_answers", "tool_observations", "user_facts"], ...] = (
+        "final_answers",
+    )
+    ttl_s: int | None = Field(None, ge=1)
+    retrieval: Retrieval = Field(default_factory=Retrieval)
+    inject: Injection = Field(default_factory=Injection)
+
+
+class MemoryPolicy(Model):
+    api_version: Literal["kiln/v1"] = Field(alias="apiVersion")
+    kind: Literal["MemoryPolicy"]
+    metadata: Metadata
+    spec: MemoryPolicySpec = Field(default_factory=MemoryPolicySpec)

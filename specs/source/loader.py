@@ -1,0 +1,436 @@
+"""Safe YAML loading that keeps the location of every node.
+
+The loader composes plain data straight from the parser's event stream instead of using
+PyYAML's recursive composer and constructor. That gives it, in one pass and without
+recursion: a span for every value and key, duplicate keys as errors instead of last-wins,
+a nesting-depth limit checked before anything deep is built, and an alias budget that
+rejects a billion-laughs document after counting a few thousand nodes rather than
+expanding it. Only the YAML core schema is accepted: any other tag is an error.
+Timestamps stay strings and mapping keys stay the text that was written (so ``on:`` is
+the key ``"on"``, not ``True``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
+
+from specs.source.document import DataPath, Document
+from specs.source.span import Span
+
+_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_STR = "tag:yaml.org,2002:str"
+_CORE = {
+    "tag:yaml.org,2002:null": SafeConstructor.construct_yaml_null,
+    "tag:yaml.org,2002:bool": SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:int": SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": SafeConstructor.construct_yaml_float,
+    _STR: None,
+    "tag:yaml.org,2002:timestamp": None,  # kept as the written string
+}
+_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one load may cost. Every limit breached is an error, never a truncation."""
+
+    max_file_bytes: int = 4 * 1024 * 1024
+    max_documents: int = 1000
+    max_depth: int = 64
+    max_nodes: int = 200_000  # per document, counting every node an alias expands to
+
+
+@dataclass(frozen=True, slots=True)
+class LoadIssue:
+    """A problem found while loading; the compiler turns it into a diagnostic."""
+
+    code: str
+    message: str
+    span: Span
+    hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    files: tuple[SourceFile, ...]
+    documents: tuple[Document, ...]
+    issues: tuple[LoadIssue, ...]
+
+
+class _Abort(Exception):
+    """Stops composing the current document (the issue is already recorded)."""
+
+
+_constructor = SafeConstructor()
+_resolver = Resolver()
+
+
+def _span(path: str, start: Any, end: Any) -> Span:
+    return Span(path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A collection being built, with where its children go."""
+
+    value: dict[str, Any] | list[Any]
+    path: DataPath
+    start: Any
+    anchor: str | None = None
+    size: int = 1
+    pending_key: str | None = None
+    pending_key_span: Span | None = None
+    merges: list[tuple[dict[str, Any], Span]] = field(default_factory=list)
+    explicit_keys: dict[str, Span] = field(default_factory=dict)
+
+
+class _Composer:
+    """Builds the documents of one file from its events."""
+
+    def __init__(self, path: str, limits: Limits) -> None:
+        self.path = path
+        self.limits = limits
+        self.issues: list[LoadIssue] = []
+        self.documents: list[Document] = []
+
+    # -- driving -------------------------------------------------------------------------
+
+    def run(self, events: Iterator[Any]) -> None:
+        for event in events:
+            if isinstance(event, yaml.DocumentStartEvent):
+                if len(self.documents) >= self.limits.max_documents:
+                    self._issue(
+                        "K1004",
+                        f"more than {self.limits.max_documents} documents in one file",
+                        _span(self.path, event.start_mark, event.end_mark),
+                        "split the file, or raise the document limit",
+                    )
+                    return
+                self._document(events, event)
+
+    def _document(self, events: Iterator[Any], start_event: Any) -> None:
+        self.spans: dict[DataPath, Span] = {}
+        self.key_spans: dict[DataPath, Span] = {}
+        self.styles: dict[DataPath, str] = {}
+        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.nodes = 0
+        try:
+            root, _ = self._compose_document(events)
+        except _Abort:
+            for event in events:  # skip to the end of this document
+                if isinstance(event, yaml.DocumentEndEvent):
+                    break
+            return
+        if root is None:
+            return  # an empty document (a stray '---') carries nothing
+        self.spans.setdefault((), _span(self.path, start_event.start_mark, start_event.end_mark))
+        self.documents.append(
+            Document(
+                path=self.path,
+                index=len(self.documents),
+                data=root,
+                spans=self.spans,
+                key_spans=self.key_spans,
+                styles=self.styles,
+            )
+        )
+
+    def _issue(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.issues.append(LoadIssue(code, message, span, hint))
+
+    # -- composing -----------------------------------------------------------------------
+
+    def _compose_document(self, events: Iterator[Any]) -> tuple[Any, int]:
+        stack: list[_Frame] = []
+        root: Any = None
+        for event in events:
+            if isinstance(event, yaml.DocumentEndEvent):
+                return root, self.nodes
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frame = stack.pop()
+                value, size = self._finish(frame, event)
+                if not stack:
+                    root = value
+                else:
+                    self._attach(stack[-1], value, size, event)
+                continue
+            path = self._child_path(stack[-1]) if stack else ()
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if len(stack) >= self.limits.max_depth:
+                    self._issue(
+                        "K1005",
+                        f"nesting deeper than {self.limits.max_depth} levels",
+                        _span(self.path, event.start_mark, event.end_mark),
+                        "flatten the structure; specs never need to nest this deep",
+                    )
+                    raise _Abort
+                if event.tag not in _COLLECTION_TAGS:
+                    self._bad_tag(event)
+                is_map = isinstance(event, yaml.MappingStartEvent)
+                stack.append(_Frame({} if is_map else [], path, event.start_mark, event.anchor))
+                continue
+            if stack and isinstance(stack[-1].value, dict) and stack[-1].pending_key is None:
+                self._key(stack[-1], event)
+                continue
+            value, size = self._leaf(event, path)
+            if not stack:
+                root = value
+            else:
+                self._attach(stack[-1], value, size, event)
+        return root, self.nodes
+
+    def _child_path(self, frame: _Frame) -> DataPath:
+        if isinstance(frame.value, list):
+            return (*frame.path, len(frame.value))
+        return (*frame.path, frame.pending_key or "")
+
+    def _key(self, frame: _Frame, event: Any) -> None:
+        span = _span(self.path, event.start_mark, event.end_mark)
+        if not isinstance(event, yaml.ScalarEvent):
+            self._issue(
+                "K1003",
+                "mapping keys must be plain strings",
+                span,
+                "complex and aliased keys are not part of the spec language",
+            )
+            raise _Abort
+        frame.pending_key = event.value
+        frame.pending_key_span = span
+
+    def _leaf(self, event: Any, path: DataPath) -> tuple[Any, int]:
+        span = _span(self.path, event.start_mark, event.end_mark)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                self._issue("K1003", f"unknown alias *{event.anchor}", span)
+                raise _Abort
+            value, size = self.anchors[event.anchor]
+            self._count(size, span)
+            self.spans[path] = span
+            return value, size
+        value = self._scalar(event, span)
+        self._count(1, span)
+        self.spans[path] = span
+        if isinstance(value, str) and event.style:
+            self.styles[path] = event.style
+        if event.anchor:
+            self.anchors[event.anchor] = (value, 1)
+        return value, 1
+
+    def _count(self, size: int, span: Span) -> None:
+        self.nodes += size
+        if self.nodes > self.limits.max_nodes:
+            self._issue(
+                "K1006",
+                f"document expands to more than {self.limits.max_nodes} nodes",
+                span,
+                "aliases that expand to huge trees (a 'billion laughs' document) are rejected",
+            )
+            raise _Abort
+
+    def _scalar(self, event: Any, span: Span) -> Any:
+        tag = event.tag
+        if tag in (None, "!"):
+            plain = event.implicit[0]
+            tag = _resolver.resolve(yaml.ScalarNode, event.value, (plain, False)) if plain else _STR
+        if tag not in _CORE:
+            self._bad_tag(event)
+        build = _CORE[tag]
+        if build is None:
+            return event.value
+        try:
+            value = build(_constructor, yaml.ScalarNode(tag, event.value))
+        except (ValueError, yaml.YAMLError):
+            self._issue("K1003", f"{event.value!r} is not a valid {tag.rsplit(':', 1)[-1]}", span)
+            raise _Abort from None
+        if isinstance(value, float) and not math.isfinite(value):
+            self._issue(
+                "K1003",
+                f"{event.value!r}: infinite and NaN numbers are not allowed in specs",
+                span,
+                "quote it if you meant a string",
+            )
+            raise _Abort
+        return value
+
+    def _bad_tag(self, event: Any) -> None:
+        self._issue(
+            "K1008",
+            f"unsupported YAML tag {event.tag}",
+            _span(self.path, event.start_mark, event.end_mark),
+            "specs use plain YAML only: remove the tag (tags can construct arbitrary objects)",
+        )
+        raise _Abort
+
+    def _attach(self, frame: _Frame, value: Any, size: int, event: Any) -> None:
+        frame.size += size
+        if isinstance(frame.value, list):
+            frame.value.append(value)
+            return
+        key = frame.pending_key
+        key_span = frame.pending_key_span
+        assert key is not None and key_span is not None
+        frame.pending_key = None
+        if key == "<<":
+            self._merge_source(frame, value, key_span)
+            return
+        first = frame.explicit_keys.get(key)
+        if first is not None:
+            self._issue(
+                "K1007",
+                f"duplicate key {key!r} (first defined at line {first.line})",
+                key_span,
+                "YAML would silently keep only the last one: remove or rename one of them",
+            )
+        frame.explicit_keys[key] = key_span
+        frame.value[key] = value
+        self.key_spans[(*frame.path, key)] = key_span
+
+    def _merge_source(self, frame: _Frame, value: Any, span: Span) -> None:
+        sources = value if isinstance(value, list) else [value]
+        for source in sources:
+            if not isinstance(source, dict):
+                self._issue("K1003", "a merge key '<<' takes a mapping or a list of them", span)
+                raise _Abort
+            frame.merges.append((source, span))
+
+    def _finish(self, frame: _Frame, end_event: Any) -> tuple[Any, int]:
+        if frame.merges and isinstance(frame.value, dict):
+            merged: dict[str, Any] = {}
+            for source, _ in reversed(frame.merges):  # earlier merge sources win over later ones
+                merged.update(source)
+            merged.update(frame.value)  # explicit keys win over merged ones
+            frame.value.clear()
+            frame.value.update(merged)
+        self.spans[frame.path] = _span(self.path, frame.start, end_event.end_mark)
+        if frame.anchor:
+            self.anchors[frame.anchor] = (frame.value, frame.size)
+        self._count(1, self.spans[frame.path])
+        return frame.value, frame.size
+
+
+def load_text(text: str, path: str, limits: Limits = Limits()) -> tuple[list[Document], list[LoadIssue]]:
+    """Load every document of one file's text."""
+    composer = _Composer(path, limits)
+    try:
+        composer.run(iter(yaml.parse(text, Loader=_Parser)))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        span = Span.point(path, line, col)
+        if "maximum nesting depth" in problem:  # libyaml's own guard, past ours
+            issue = LoadIssue("K1005", f"nesting deeper than {limits.max_depth} levels", span)
+        else:
+            issue = LoadIssue("K1003", f"YAML syntax error: {problem}", span, _yaml_hint(problem))
+        composer.issues.append(issue)
+    except yaml.YAMLError as exc:
+        composer.issues.append(LoadIssue("K1003", f"YAML error: {exc}", Span.point(path)))
+    return composer.documents, composer.issues
+
+
+def _yaml_hint(problem: str) -> str | None:
+    if "tab" in problem:
+        return "YAML indentation must use spaces, not tabs"
+    if "mapping values are not allowed" in problem:
+        return "a value containing ': ' must be quoted"
+    if "found character" in problem and "'@'" in problem:
+        return "values starting with '@' or '`' must be quoted"
+    return None
+
+
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".kiln"}
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadIssue]]:
+    """Expand files and folders into the sorted list of spec files they hold."""
+    found: list[Path] = []
+    issues: list[LoadIssue] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and p.is_file()
+                and not any(part in _SKIP_DIRS for part in p.relative_to(path).parts)
+            )
+            if not inside:
+                issues.append(
+                    LoadIssue(
+                        "K1010",
+                        f"no spec files (*.yaml, *.yml) found in {path}",
+                        Span.point(str(path), 1, 1),
+                        "pass the folder that holds your specs",
+                    )
+                )
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            issues.append(
+                LoadIssue("K1001", f"no such file or folder: {path}", Span.point(str(path)))
+            )
+    unique = list(dict.fromkeys(found))
+    return unique, issues
+
+
+def read_file(path: Path, limits: Limits) -> tuple[str | None, LoadIssue | None]:
+    """Read one file as UTF-8 text within the size limit."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            return None, LoadIssue(
+                "K1002",
+                f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}",
+                Span.point(name),
+                "split it into several files",
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, LoadIssue("K1001", f"cannot read {name}: {exc.strerror}", Span.point(name))
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, LoadIssue(
+            "K1011",
+            f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            Span.point(name, line, col),
+            "save the file as UTF-8",
+        )
+
+
+def load_paths(paths: Iterable[str | Path], limits: Limits = Limits()) -> LoadResult:
+    """Discover, read and load every spec file under ``paths``; never raises for bad input."""
+    files, issues = discover(paths)
+    sources: list[SourceFile] = []
+    documents: list[Document] = []
+    for path in files:
+        text, problem = read_file(path, limits)
+        if problem is not None:
+            issues.append(problem)
+            continue
+        assert text is not None
+        sources.append(SourceFile(str(path), text))
+        docs, found = load_text(text, str(path), limits)
+        documents.extend(docs)
+        issues.extend(found)
+    return LoadResult(tuple(sources), tuple(documents), tuple(issues))

@@ -1,0 +1,23 @@
+"""Source locations. A :class:`Span` never takes part in equality or hashing of the data it marks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, ``end_*`` is exclusive."""
+
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @classmethod
+    def point(cls, path: str, line: int = 1, col: int = 1) -> Span:
+        return cls(path, line, col, line, col + 1)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
