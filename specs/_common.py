@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 
 API_VERSION = "kiln/v1"
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$")
 _INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -18,7 +18,7 @@ def _check_name(value: str) -> str:
     if len(value) > 63 or not _NAME.match(value):
         raise PydanticCustomError(
             "kiln_name",
-            "'{value}' is not a valid name: use lowercase letters, digits and '-', "
+            "'{value}' is not a valid name: use lowercase letters, digits, '-' and '_', "
             "starting and ending with a letter or digit, at most 63 characters",
             {"value": value},
         )

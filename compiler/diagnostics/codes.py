@@ -45,7 +45,7 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K2003", "error", "unknown key", "A key that the kind's schema does not have, usually a typo: the hint suggests the closest field."),
     Code("K2004", "error", "wrong type or value", "A value has the wrong type or is out of range for its field."),
     Code("K2005", "error", "missing field", "A required field is missing."),
-    Code("K2006", "error", "invalid name", "A name is not a DNS label (lowercase letters, digits and '-', at most 63 characters), or an input name is not an identifier."),
+    Code("K2006", "error", "invalid name", "A name is not a DNS-style label (lowercase letters, digits, '-' and '_', at most 63 characters), or an input name is not an identifier."),
     # -- resolve ----------------------------------------------------------------------------
     Code("K3001", "error", "duplicate name", "Two specs of the same kind have the same name, or two tasks of one crew do."),
     Code("K3002", "error", "unknown tool", "An agent lists a tool that no Tool spec (nor the standard library) defines."),

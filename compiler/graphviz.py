@@ -1,0 +1,91 @@
+"""The lowered graph as Mermaid or Graphviz DOT, for people who would rather look than read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from compiler.ir import Edge, Graph, Node
+
+_MERMAID_SHAPES = {
+    "input": ("([", "])"),
+    "output": ("([", "])"),
+    "agent_run": ("[", "]"),
+    "tool_call": ("[/", "/]"),
+    "memory_read": ("[(", ")]"),
+    "memory_write": ("[(", ")]"),
+    "approval": ("{", "}"),
+    "join": ("((", "))"),
+}
+_MERMAID_ARROWS = {"data": "-->", "control": "-.->", "may_call": "-.-", "gate": "==>", "delegate": "==>"}
+_DOT_SHAPES = {
+    "input": "oval", "output": "oval", "agent_run": "box", "tool_call": "parallelogram",
+    "memory_read": "cylinder", "memory_write": "cylinder", "approval": "diamond", "join": "circle",
+}  # fmt: skip
+_DOT_STYLES = {"data": "solid", "control": "dashed", "may_call": "dotted", "gate": "bold", "delegate": "bold"}
+
+
+def label(node: Node) -> str:
+    """A short human label: what the node does and with which spec."""
+    name = node.spec.split("/", 1)[1] if node.spec else ""
+    text = {
+        "input": "inputs",
+        "output": "result",
+        "agent_run": f"{node.task}: {name}" if node.task else name,
+        "tool_call": f"tool {name}",
+        "memory_read": f"recall {name}",
+        "memory_write": f"remember {name}",
+        "approval": f"approve {name}?",
+        "join": "join",
+    }[node.kind]
+    return text + (" ∥" if node.parallel else "")
+
+
+def _edge_label(edge: Edge) -> str:
+    return ", ".join(b.name for b in edge.bindings if b.name.startswith("tasks."))
+
+
+def mermaid(graphs: Iterable[Graph]) -> str:
+    out = ["flowchart TD"]
+    for i, g in enumerate(graphs):
+        ident = _ident_factory(i, g)
+        out.append(f'  subgraph {ident("")}["{_quote(g.name)}"]')
+        for node in g.nodes:
+            open_, close = _MERMAID_SHAPES[node.kind]
+            out.append(f'    {ident(node.id)}{open_}"{_quote(label(node))}"{close}')
+        for edge in g.edges:
+            arrow = _MERMAID_ARROWS[edge.kind]
+            text = _edge_label(edge)
+            middle = f'{arrow}|"{_quote(text)}"|' if text else arrow
+            out.append(f"    {ident(edge.source)} {middle} {ident(edge.target)}")
+        out.append("  end")
+    return "\n".join(out) + "\n"
+
+
+def dot(graphs: Iterable[Graph]) -> str:
+    out = ["digraph kiln {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
+    for i, g in enumerate(graphs):
+        ident = _ident_factory(i, g)
+        out.append(f"  subgraph cluster_{i} {{")
+        out.append(f'    label="{_quote(g.name)}";')
+        for node in g.nodes:
+            out.append(f'    {ident(node.id)} [label="{_quote(label(node))}", shape={_DOT_SHAPES[node.kind]}];')
+        for edge in g.edges:
+            attrs = f"style={_DOT_STYLES[edge.kind]}"
+            if text := _edge_label(edge):
+                attrs += f', label="{_quote(text)}"'
+            if edge.kind == "may_call":
+                attrs += ", arrowhead=none"
+            out.append(f"    {ident(edge.source)} -> {ident(edge.target)} [{attrs}];")
+        out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _ident_factory(index: int, graph: Graph) -> Callable[[str], str]:
+    """Identifiers both languages accept, unique however node ids are spelled."""
+    ids = {node.id: f"g{index}n{i}" for i, node in enumerate(graph.nodes)}
+    return lambda node_id: ids[node_id] if node_id else f"g{index}"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")

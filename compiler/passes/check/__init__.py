@@ -1,0 +1,33 @@
+"""Pass 5, check: the resolved program is meaningful, not just well formed.
+
+Each check is a module of its own and yields diagnostics; this runs them in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from compiler.diagnostics import Diagnostic
+from compiler.passes.check.cycles import check_cycles
+from compiler.passes.check.models import check_models
+from compiler.passes.check.process import check_process
+from compiler.passes.check.schemas import check_schemas
+from compiler.passes.check.scope import check_scope
+from compiler.passes.check.secrets import check_secrets
+from compiler.passes.check.usage import check_usage
+from compiler.symbols import Program
+
+
+def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
+    return (
+        *check_cycles(program),
+        *check_process(program),
+        *check_schemas(program),
+        *check_scope(program, files),
+        *check_models(program),
+        *check_secrets(program),
+        *check_usage(program),
+    )
+
+
+__all__ = ["check"]

@@ -1,0 +1,22 @@
+"""Model strings of agents (``model`` and ``fallbacks``) are well formed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from compiler.diagnostics import Diagnostic, error
+from compiler.models import ModelProblem, parse_model
+from compiler.symbols import Program
+
+
+def check_models(program: Program) -> Iterator[Diagnostic]:
+    for entry in program.agents.values():
+        if entry.origin != "user":
+            continue
+        spec = program.agent(entry.name).spec
+        sites = [(("spec", "model"), spec.model)]
+        sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(spec.fallbacks)]
+        for path, text in sites:
+            result = parse_model(text)
+            if isinstance(result, ModelProblem):
+                yield error("K4007", result.message, entry.doc.locate(path), result.hint)

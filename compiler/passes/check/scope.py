@@ -1,0 +1,185 @@
+"""Template variables against what is in scope where each template is rendered.
+
+- an agent's ``instructions`` see ``inputs.<name>`` for the agent's declared inputs;
+- a crew task's ``prompt`` sees ``inputs.<name>`` for the crew's inputs and
+  ``tasks.<name>.output`` of the tasks it depends on (transitively), with fields only where
+  that task's ``output_schema`` declares them;
+- a tool's HTTP or shell templates see ``input.<name>`` from its ``input_schema``;
+- a memory policy's ``inject.template`` sees ``memories`` and ``query``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from compiler.diagnostics import Diagnostic, did_you_mean, error
+from compiler.locate import inside
+from compiler.symbols import Program, SpecEntry
+from compiler.templates import Reference
+from specs import Agent, Crew, InputSpec, Tool
+
+MEMORY_SCOPE = ("memories", "query")
+
+
+@dataclass(frozen=True, slots=True)
+class _Site:
+    entry: SpecEntry
+    path: tuple[str | int, ...]
+
+
+def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnostic]:
+    closures = {name: _closure(deps) for name, deps in program.task_deps.items()}
+    for site, parsed in program.templates.items():
+        entry = _entry(program, site.spec)
+        if entry is None or entry.origin != "user":
+            continue
+        here = _Site(entry, site.path)
+        for ref in parsed.references:
+            problem = _judge(program, closures, here, ref)
+            if problem is None:
+                continue
+            code, message, hint = problem
+            needles = (ref.dotted, *(str(p) for p in reversed(ref.path)))
+            span = inside(entry.doc, files, site.path, ref.lineno, needles)
+            yield error(code, message, span, hint)
+
+
+def _entry(program: Program, key: str) -> SpecEntry | None:
+    kind, _, name = key.partition("/")
+    group = {"Agent": program.agents, "Tool": program.tools, "MemoryPolicy": program.policies}
+    return (group.get(kind) or program.crews).get(name)
+
+
+def _closure(deps: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(deps)
+    graph.add_edges_from((task, dep) for task, ds in deps.items() for dep in ds)
+    return {task: nx.descendants(graph, task) for task in deps}
+
+
+_Problem = tuple[str, str, str | None] | None
+
+
+def _judge(
+    program: Program, closures: Mapping[str, Mapping[str, set[str]]], site: _Site, ref: Reference
+) -> _Problem:
+    model = site.entry.model
+    root = str(ref.path[0])
+    if isinstance(model, Agent):
+        if root != "inputs":
+            return _unknown_root(ref, ("inputs",))
+        return _input(ref, model.spec.inputs, f"agent '{model.metadata.name}'")
+    if isinstance(model, Crew):
+        if root == "inputs":
+            return _input(ref, model.spec.inputs, f"crew '{model.metadata.name}'")
+        if root != "tasks":
+            return _unknown_root(ref, ("inputs", "tasks"))
+        task_name = str(model.spec.tasks[int(site.path[2])].name)
+        reach = closures.get(model.metadata.name, {}).get(task_name, set())
+        return _task_ref(program, model, task_name, reach, ref)
+    if isinstance(model, Tool):
+        if root != "input":
+            return _unknown_root(ref, ("input",))
+        return _field(ref, 1, model.spec.input_schema, "the tool's input_schema", "K4004")
+    if root not in MEMORY_SCOPE:
+        return _unknown_root(ref, MEMORY_SCOPE)
+    return None
+
+
+def _unknown_root(ref: Reference, scope: tuple[str, ...]) -> _Problem:
+    name = str(ref.path[0])
+    return (
+        "K4004",
+        f"'{name}' is undefined here: this template can read {', '.join(scope)}",
+        did_you_mean(name, scope),
+    )
+
+
+def _input(ref: Reference, inputs: Mapping[str, InputSpec], owner: str) -> _Problem:
+    if len(ref.path) < 2:
+        return None  # the whole mapping, e.g. {{ inputs | tojson }}
+    name = str(ref.path[1])
+    if name in inputs:
+        return None
+    hint = did_you_mean(name, inputs) or f"declare it under {owner}'s spec.inputs"
+    return "K4004", f"'inputs.{name}' is not an input of {owner}", hint
+
+
+def _task_ref(
+    program: Program, crew: Crew, task_name: str, reach: set[str], ref: Reference
+) -> _Problem:
+    if len(ref.path) < 2:
+        return "K4004", "'tasks' must name a task: tasks.<name>.output", None
+    tasks = {t.name: t for t in crew.spec.tasks}
+    other = str(ref.path[1])
+    if other not in tasks:
+        return (
+            "K4004",
+            f"crew '{crew.metadata.name}' has no task '{other}'",
+            did_you_mean(other, tasks),
+        )
+    if other == task_name:
+        return "K4004", f"task '{task_name}' reads its own output", None
+    if other not in reach:
+        return (
+            "K4005",
+            f"task '{task_name}' reads tasks.{other}.output but does not depend on '{other}'",
+            f"add '{other}' to depends_on of task '{task_name}' so it runs first",
+        )
+    if len(ref.path) < 3:
+        return None
+    if ref.path[2] != "output":
+        return "K4004", f"a task has only 'output': write tasks.{other}.output", None
+    if len(ref.path) < 4:
+        return None
+    task = tasks[other]
+    schema = task.output_schema
+    if schema is None and task.agent in program.agents:
+        schema = program.agent(task.agent).spec.output_schema
+    if schema is None:
+        return (
+            "K4006",
+            f"tasks.{other}.output is text (task '{other}' has no output_schema), "
+            f"so it has no field '{ref.path[3]}'",
+            f"give task '{other}' (or its agent) an output_schema with '{ref.path[3]}', "
+            f"or use tasks.{other}.output as a whole",
+        )
+    return _field(ref, 3, schema, f"the output_schema of task '{other}'", "K4006")
+
+
+def _field(ref: Reference, start: int, schema: Any, what: str, code: str) -> _Problem:
+    """Walk ``ref.path[start:]`` through object properties and array items of ``schema``."""
+    node = schema
+    for i in range(start, len(ref.path)):
+        part = ref.path[i]
+        if not isinstance(node, dict):
+            return None
+        if isinstance(part, int):
+            items = node.get("items")
+            if not isinstance(items, dict):
+                return None
+            node = items
+            continue
+        props = node.get("properties")
+        if not isinstance(props, dict):
+            return None if i > start else _no_field(ref, i, {}, what, code)
+        if part not in props:
+            return _no_field(ref, i, props, what, code)
+        node = props[part]
+    return None
+
+
+def _no_field(
+    ref: Reference, i: int, props: Mapping[str, Any], what: str, code: str
+) -> _Problem:
+    part = str(ref.path[i])
+    known = ", ".join(sorted(props)) or "none"
+    return (
+        code,
+        f"'{ref.dotted}': {what} has no field '{part}' (it has: {known})",
+        did_you_mean(part, props),
+    )

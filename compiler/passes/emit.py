@@ -1,0 +1,45 @@
+"""Pass 8, emit: the plan, a JSON document with sorted keys and content hashes.
+
+``specs`` holds every spec the graphs use, each with its hash; ``plan_hash`` covers all the
+rest. Nothing in the plan says where a spec was written, so moving specs between files,
+reformatting them or reordering keys leaves every hash unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from compiler.hashing import digest, spec_data, spec_hash
+from compiler.ir import Graph
+from compiler.passes.analyze import Reach
+from compiler.symbols import Program
+
+PLAN_VERSION: Final = 1
+
+
+def emit(program: Program, graphs: tuple[Graph, ...], reach: Mapping[str, Reach]) -> dict[str, Any]:
+    used = {n.spec for g in graphs for n in g.nodes if n.spec is not None}
+    specs: dict[str, Any] = {}
+    for group in (program.agents, program.tools, program.policies, program.crews):
+        for entry in group.values():
+            if entry.origin == "user" or entry.key in used:
+                specs[entry.key] = {
+                    "hash": spec_hash(entry.model),
+                    "origin": entry.origin,
+                    "spec": spec_data(entry.model),
+                }
+    body: dict[str, Any] = {
+        "kiln_plan": PLAN_VERSION,
+        "specs": specs,
+        "graphs": {g.name: g.as_json() for g in graphs},
+        "analysis": {name: r.as_json() for name, r in reach.items()},
+    }
+    body = json.loads(json.dumps(body))  # plain JSON types only: tuples become lists
+    return {**body, "plan_hash": digest(body)}
+
+
+def dumps(plan: Mapping[str, Any]) -> str:
+    """The plan's bytes: the same plan always gives the same text."""
+    return json.dumps(plan, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,81 @@
+"""The compiler: an ordered tuple of passes, each a small function over immutable data.
+
+load -> validate -> templates -> resolve -> check -> lower -> analyze -> emit
+
+Every pass returns its result and the diagnostics it found; the driver collects them all.
+The graph is lowered only when no pass found an error, so a broken program still gets every
+diagnostic of the checking passes in one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.diagnostics import Diagnostic
+from compiler.ir import Graph
+from compiler.passes.analyze import Reach, analyze
+from compiler.passes.check import check
+from compiler.passes.emit import emit
+from compiler.passes.load import load
+from compiler.passes.lower import lower
+from compiler.passes.resolve import resolve
+from compiler.passes.templates import templates
+from compiler.passes.validate import validate
+from compiler.symbols import Program
+from specs.source import Limits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compilation:
+    """Everything one compile produced. ``plan`` is ``None`` when there were errors."""
+
+    files: Mapping[str, str] = field(repr=False)
+    diagnostics: tuple[Diagnostic, ...]
+    program: Program | None = field(default=None, repr=False)
+    graphs: tuple[Graph, ...] = ()
+    reach: Mapping[str, Reach] = field(default_factory=dict)
+    plan: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+
+def compile_paths(
+    paths: Sequence[str | Path], *, limits: Limits = Limits(), stdlib: bool = True
+) -> Compilation:
+    """Compile the spec files and folders at ``paths``. Never raises for bad input."""
+    diags: list[Diagnostic] = []
+    sources, found = load(paths, limits, stdlib=stdlib)
+    diags += found
+    specs, found = validate(sources)
+    diags += found
+    parsed, found = templates(specs, sources.files)
+    diags += found
+    program, found = resolve(parsed)
+    diags += found
+    diags += check(program, sources.files)
+    if any(d.is_error for d in diags):
+        return Compilation(files=sources.files, diagnostics=_sorted(diags), program=program)
+    graphs = lower(program)
+    reach, found = analyze(program)
+    diags += found
+    return Compilation(
+        files=sources.files,
+        diagnostics=_sorted(diags),
+        program=program,
+        graphs=graphs,
+        reach=reach,
+        plan=emit(program, graphs, reach),
+    )
+
+
+def _sorted(diags: list[Diagnostic]) -> tuple[Diagnostic, ...]:
+    return tuple(sorted(set(diags), key=Diagnostic.sort_key))

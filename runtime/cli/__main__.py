@@ -1,0 +1,5 @@
+import sys
+
+from runtime.cli.app import main
+
+sys.exit(main())

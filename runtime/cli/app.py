@@ -1,0 +1,228 @@
+"""``kiln``: validate, compile, graph and diff spec folders.
+
+Exit codes: 0 success, 1 the specs (or plans) have errors, 2 the command line is wrong,
+3 an internal error (a bug in kiln: the message says how to get the traceback).
+Diagnostics in text go to stderr; data (plans, JSON diagnostics, graphs) to stdout or -o.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from compiler.diagnostics import render_json, render_text, summary
+from compiler.pipeline import Compilation, compile_paths
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"kiln: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kiln", description="Compile and run declarative agent specs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_paths(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
+        sub.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics format")
+        sub.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    validate = commands.add_parser("validate", help="check specs and report every problem")
+    with_paths(validate)
+    compile_ = commands.add_parser("compile", help="compile specs into a plan")
+    with_paths(compile_)
+    compile_.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: stdout)")
+    compile_.add_argument("--explain", action="store_true", help="print reach and worst-case bounds")
+    graph = commands.add_parser("graph", help="draw the lowered execution graph")
+    with_paths(graph)
+    graph.set_defaults(format="text")
+    graph.add_argument("--graph-format", "--as", dest="graph_format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument("--crew", help="only this crew's graph")
+    graph.add_argument("--agent", help="only this agent's graph")
+    graph.add_argument("-o", "--output", metavar="FILE")
+    plan = commands.add_parser("plan", help="work with compiled plans")
+    plan_commands = plan.add_subparsers(dest="plan_command", required=True, parser_class=_Parser)
+    diff = plan_commands.add_parser("diff", help="what changed between two plans")
+    diff.add_argument("old", metavar="OLD.json")
+    diff.add_argument("new", metavar="NEW.json")
+    diff.add_argument("--format", choices=("text", "json"), default="text")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when the plans differ")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _graph_format_alias(args_list)
+    try:
+        args = build_parser().parse_args(args_list)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        handler = {"validate": _validate, "compile": _compile, "graph": _graph, "plan": _plan}
+        return handler[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("KILN_DEBUG"):
+            raise
+        print(
+            f"kiln: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in kiln. Run again with KILN_DEBUG=1 for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _graph_format_alias(argv: list[str]) -> list[str]:
+    """``kiln graph --format mermaid|dot``: the issue's spelling, mapped to --graph-format."""
+    if argv[:1] != ["graph"]:
+        return argv
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--format" and i + 1 < len(argv) and argv[i + 1] in ("mermaid", "dot"):
+            out.append("--graph-format")
+        elif arg.startswith("--format=") and arg.split("=", 1)[1] in ("mermaid", "dot"):
+            out.append("--graph-format=" + arg.split("=", 1)[1])
+        else:
+            out.append(arg)
+    return out
+
+
+def _report(result: Compilation, args: argparse.Namespace) -> None:
+    if args.format == "json":
+        print(render_json(result.diagnostics))
+        return
+    if result.diagnostics:
+        color = args.color == "always" or (args.color == "auto" and _tty(sys.stderr))
+        print(render_text(result.diagnostics, result.files, color=color), file=sys.stderr)
+
+
+def _tty(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def _counts(result: Compilation) -> str:
+    program = result.program
+    specs = len(program.user_entries()) if program is not None else 0
+    files = len({e.doc.path for e in program.user_entries()}) if program is not None else 0
+    return f"{specs} spec{'s' * (specs != 1)} in {files} file{'s' * (files != 1)}"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    result = compile_paths(args.paths)
+    _report(result, args)
+    if args.format == "json":
+        return EXIT_OK if result.ok else EXIT_ERRORS
+    elapsed = time.perf_counter() - started
+    if not result.ok:
+        print(f"kiln: {summary(result.diagnostics)}: specs are not valid", file=sys.stderr)
+        return EXIT_ERRORS
+    warned = f" ({summary(result.diagnostics)})" if result.diagnostics else ""
+    print(f"ok: {_counts(result)} valid{warned} in {elapsed:.2f}s")
+    return EXIT_OK
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from compiler.explain import render_explain
+    from compiler.passes.emit import dumps
+
+    result = compile_paths(args.paths)
+    _report(result, args)
+    if result.plan is None:
+        print(f"kiln: {summary(result.diagnostics)}: no plan written", file=sys.stderr)
+        return EXIT_ERRORS
+    text = dumps(result.plan)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        write_atomic(Path(args.output), text)
+        print(f"wrote {args.output}: {_counts(result)}, plan_hash {result.plan['plan_hash']}")
+    if args.explain:
+        stream = sys.stderr if args.output in (None, "-") else sys.stdout
+        stream.write(render_explain(result.reach))
+    return EXIT_OK
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from compiler.graphviz import dot, mermaid
+
+    result = compile_paths(args.paths)
+    _report(result, args)
+    if not result.ok:
+        print(f"kiln: {summary(result.diagnostics)}: no graph drawn", file=sys.stderr)
+        return EXIT_ERRORS
+    graphs = list(result.graphs)
+    for kind, wanted in (("Crew", args.crew), ("Agent", args.agent)):
+        if wanted is not None:
+            graphs = [g for g in graphs if g.name == f"{kind}/{wanted}"]
+            if not graphs:
+                from compiler.diagnostics import did_you_mean
+
+                names = [g.name.split("/", 1)[1] for g in result.graphs if g.name.startswith(kind)]
+                hint = did_you_mean(wanted, names) or "none are defined"
+                print(f"kiln: error: no {kind.lower()} named '{wanted}'; {hint}", file=sys.stderr)
+                return EXIT_USAGE
+    text = (mermaid if args.graph_format == "mermaid" else dot)(graphs)
+    if args.output:
+        write_atomic(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from compiler.diff import diff_plans, render
+
+    plans = []
+    for path in (args.old, args.new):
+        plan, problem = read_plan(Path(path))
+        if problem is not None:
+            print(f"kiln: error: {problem}", file=sys.stderr)
+            return EXIT_ERRORS
+        plans.append(plan)
+    changes = diff_plans(plans[0], plans[1])
+    if args.format == "json":
+        print(json.dumps([c.as_json() for c in changes], indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render(changes))
+    return EXIT_ERRORS if args.exit_code and changes else EXIT_OK
+
+
+def read_plan(path: Path) -> tuple[dict[str, Any], str | None]:
+    """A plan file's data, or why it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return {}, f"cannot read {path}: {exc.strerror}"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {}, f"{path} is not a JSON plan: {exc}"
+    if not isinstance(data, dict) or "kiln_plan" not in data:
+        return {}, f"{path} is not a kiln plan (no 'kiln_plan' key): make one with 'kiln compile -o'"
+    return data, None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
