@@ -23,7 +23,12 @@ class Change:
     details: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"section": self.section, "op": self.op, "subject": self.subject, "details": list(self.details)}
+        return {
+            "section": self.section,
+            "op": self.op,
+            "subject": self.subject,
+            "details": list(self.details),
+        }
 
 
 def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
@@ -46,7 +51,9 @@ def _specs(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Change]:
             yield Change(section="specs", op="~", subject=key, details=details)
 
 
-def _graph(name: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> Iterator[Change]:
+def _graph(
+    name: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> Iterator[Change]:
     section = f"graph {name}"
     old_nodes = (old or {}).get("nodes", {})
     new_nodes = (new or {}).get("nodes", {})

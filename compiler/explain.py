@@ -11,7 +11,11 @@ def render_explain(reach: Mapping[str, Reach]) -> str:
     out: list[str] = []
     for subject, r in reach.items():
         b = r.bounds
-        cost = "unknown (a model's price is not known)" if b.cost_usd is None else f"${b.cost_usd:,.4f}"
+        cost = (
+            "unknown (a model's price is not known)"
+            if b.cost_usd is None
+            else f"${b.cost_usd:,.4f}"
+        )
         out.append(subject)
         tools = ", ".join(f"{t} ({how})" for t, how in sorted(r.tools.items())) or "none"
         out.append(f"  tools:    {tools}")

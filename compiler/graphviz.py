@@ -16,12 +16,24 @@ _MERMAID_SHAPES = {
     "approval": ("{", "}"),
     "join": ("((", "))"),
 }
-_MERMAID_ARROWS = {"data": "-->", "control": "-.->", "may_call": "-.-", "gate": "==>", "delegate": "==>"}
+_MERMAID_ARROWS = {
+    "data": "-->",
+    "control": "-.->",
+    "may_call": "-.-",
+    "gate": "==>",
+    "delegate": "==>",
+}
 _DOT_SHAPES = {
     "input": "oval", "output": "oval", "agent_run": "box", "tool_call": "parallelogram",
     "memory_read": "cylinder", "memory_write": "cylinder", "approval": "diamond", "join": "circle",
 }  # fmt: skip
-_DOT_STYLES = {"data": "solid", "control": "dashed", "may_call": "dotted", "gate": "bold", "delegate": "bold"}
+_DOT_STYLES = {
+    "data": "solid",
+    "control": "dashed",
+    "may_call": "dotted",
+    "gate": "bold",
+    "delegate": "bold",
+}
 
 
 def label(node: Node) -> str:
@@ -68,7 +80,10 @@ def dot(graphs: Iterable[Graph]) -> str:
         out.append(f"  subgraph cluster_{i} {{")
         out.append(f'    label="{_quote(g.name)}";')
         for node in g.nodes:
-            out.append(f'    {ident(node.id)} [label="{_quote(label(node))}", shape={_DOT_SHAPES[node.kind]}];')
+            out.append(
+                f'    {ident(node.id)} [label="{_quote(label(node))}", '
+                f"shape={_DOT_SHAPES[node.kind]}];"
+            )
         for edge in g.edges:
             attrs = f"style={_DOT_STYLES[edge.kind]}"
             if text := _edge_label(edge):

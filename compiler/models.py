@@ -74,7 +74,11 @@ def parse_model(text: str) -> ModelRef | ModelProblem:
     provider, sep, name = text.partition("/")
     if not sep:
         guess = _guess_provider(text)
-        hint = f"write '{guess}/{text}'" if guess else "write <provider>/<model>, e.g. openai/gpt-4o-mini"
+        hint = (
+            f"write '{guess}/{text}'"
+            if guess
+            else "write <provider>/<model>, e.g. openai/gpt-4o-mini"
+        )
         return ModelProblem(f"model '{text}' has no provider", hint)
     if not name or not _MODEL_PART.match(name):
         return ModelProblem(f"model '{text}' has no valid model name after '{provider}/'", None)

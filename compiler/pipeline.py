@@ -25,7 +25,7 @@ from compiler.passes.resolve import resolve
 from compiler.passes.templates import templates
 from compiler.passes.validate import validate
 from compiler.symbols import Program
-from specs.source import Limits
+from specs.source import DEFAULT_LIMITS, Limits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +49,7 @@ class Compilation:
 
 
 def compile_paths(
-    paths: Sequence[str | Path], *, limits: Limits = Limits(), stdlib: bool = True
+    paths: Sequence[str | Path], *, limits: Limits = DEFAULT_LIMITS, stdlib: bool = True
 ) -> Compilation:
     """Compile the spec files and folders at ``paths``. Never raises for bad input."""
     diags: list[Diagnostic] = []

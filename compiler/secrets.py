@@ -56,7 +56,7 @@ def env_names(data: Any) -> set[str]:
 
 
 def literal_secret(key: str | None, text: str) -> str | None:
-    """Why ``text`` (under mapping key ``key``) looks like a secret written literally, if it does."""
+    """Why ``text`` (under mapping ``key``) looks like a secret written literally, if it does."""
     for pattern, what in _KNOWN_FORMATS:
         if pattern.search(text):
             return f"this looks like {what}"

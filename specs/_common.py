@@ -37,7 +37,11 @@ def _check_input_name(value: str) -> str:
 
 
 #: A spec or task name, DNS-label style.
-Name = Annotated[str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": _NAME.pattern, "maxLength": 63})]
+Name = Annotated[
+    str,
+    AfterValidator(_check_name),
+    Field(json_schema_extra={"pattern": _NAME.pattern, "maxLength": 63}),
+]
 #: An input's name, usable as ``inputs.<name>`` in templates.
 InputName = Annotated[str, AfterValidator(_check_input_name)]
 #: A JSON Schema document (checked by the compiler, not by the model).
@@ -73,5 +77,3 @@ class InputSpec(Model):
     @property
     def is_required(self) -> bool:
         return self.required and self.default is None
-
-

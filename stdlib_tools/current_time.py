@@ -10,6 +10,8 @@ def run(timezone: str = "UTC") -> dict[str, str]:
     try:
         zone = UTC if timezone.upper() == "UTC" else ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Paris") from None
+        raise ValueError(
+            f"unknown time zone {timezone!r}; use an IANA name such as Europe/Paris"
+        ) from None
     now = datetime.now(zone)
     return {"iso": now.isoformat(timespec="seconds"), "timezone": timezone}

@@ -29,11 +29,19 @@ def render_text(
             lines = lines_of.setdefault(span.path, text.splitlines())
             if 1 <= span.line <= len(lines):
                 src = lines[span.line - 1].replace("\t", " ")
-                width = span.end_col - span.col if span.end_line == span.line else len(src) - span.col + 1
+                width = (
+                    span.end_col - span.col
+                    if span.end_line == span.line
+                    else len(src) - span.col + 1
+                )
                 width = max(1, min(width, len(src) - span.col + 1))
                 gutter = " " * len(str(span.line))
                 out.append(paint("dim", f" {span.line} | ") + src)
-                out.append(paint("dim", f" {gutter} | ") + " " * (span.col - 1) + paint(d.severity, "^" * width))
+                out.append(
+                    paint("dim", f" {gutter} | ")
+                    + " " * (span.col - 1)
+                    + paint(d.severity, "^" * width)
+                )
         if d.hint:
             out.append(f"{paint('hint', 'hint')}: {d.hint}")
     return "\n".join(out)

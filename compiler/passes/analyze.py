@@ -21,6 +21,7 @@ from compiler.models import ModelRef, parse_model, price
 from compiler.reach import tools_of
 from compiler.secrets import env_names
 from compiler.symbols import Program
+from specs.source import DataPath
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +32,11 @@ class Bounds:
     cost_usd: float | None
 
     def __add__(self, other: Bounds) -> Bounds:
-        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        cost = (
+            None
+            if self.cost_usd is None or other.cost_usd is None
+            else self.cost_usd + other.cost_usd
+        )
         return Bounds(
             model_calls=self.model_calls + other.model_calls,
             tool_calls=self.tool_calls + other.tool_calls,
@@ -52,7 +57,10 @@ class Bounds:
             return self
         cost = max_cost if self.cost_usd is None else min(self.cost_usd, max_cost)
         return Bounds(
-            model_calls=self.model_calls, tool_calls=self.tool_calls, tokens=self.tokens, cost_usd=cost
+            model_calls=self.model_calls,
+            tool_calls=self.tool_calls,
+            tokens=self.tokens,
+            cost_usd=cost,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -144,16 +152,18 @@ class _Analyzer:
         for member in members:
             sub = self.agent(member)
             total = total + sub.bounds
-        if spec.process == "hierarchical" and spec.manager in self.program.agents:
-            manager = self.agent(spec.manager)
-            members.append(spec.manager)
-            worst = functools.reduce(_dearer, (self.agent(m).bounds for m in members[:-1]), _ZERO)
-            total = manager.bounds + worst.times(manager.bounds.tool_calls)
+        boss = spec.manager
+        if spec.process == "hierarchical" and boss is not None and boss in self.program.agents:
+            # the manager may hand any task out once per tool call of its own
+            manager = self.agent(boss).bounds
+            worst = functools.reduce(_dearer, (self.agent(m).bounds for m in members), _ZERO)
+            total = manager + worst.times(manager.tool_calls)
+            members.append(boss)
         for member in members:
             sub = self.agent(member)
             agents |= {member, *sub.agents}
             secrets |= set(sub.secrets)
-            for tool, how in sub.tools.items():
+            for tool in sub.tools:
                 tools.setdefault(tool, f"via {member}")
         return Reach(
             tools=tools,
@@ -196,7 +206,7 @@ def _unknown_prices(program: Program) -> Iterator[Diagnostic]:
         spec = program.agent(name).spec
         if entry.origin != "user" or spec.limits.max_cost_usd is not None:
             continue
-        sites = [(("spec", "model"), spec.model)]
+        sites: list[tuple[DataPath, str]] = [(("spec", "model"), spec.model)]
         sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(spec.fallbacks)]
         for path, text in sites:
             ref = parse_model(text)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, error
-from specs.source import Document, Limits, load_paths
+from specs.source import DEFAULT_LIMITS, Document, Limits, load_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def _stdlib_documents() -> tuple[tuple[Document, ...], tuple[tuple[str, str], ..
 
 
 def load(
-    paths: Sequence[str | Path], limits: Limits = Limits(), *, stdlib: bool = True
+    paths: Sequence[str | Path], limits: Limits = DEFAULT_LIMITS, *, stdlib: bool = True
 ) -> tuple[Sources, tuple[Diagnostic, ...]]:
     result = load_paths(paths, limits)
     files = {f.path: f.text for f in result.files}

@@ -47,13 +47,17 @@ class _Builder:
     ) -> str:
         if spec is not None:
             attrs["spec_hash"] = self.hashes[spec]
-        self.nodes[node_id] = Node(id=node_id, kind=kind, spec=spec, task=task, attrs=attrs, span=span)
+        self.nodes[node_id] = Node(
+            id=node_id, kind=kind, spec=spec, task=task, attrs=attrs, span=span
+        )
         return node_id
 
     def edge(self, source: str, target: str, kind: EdgeKind, *bindings: Binding) -> None:
         self.edges.append(Edge(source=source, target=target, kind=kind, bindings=bindings))
 
-    def agent_run(self, prefix: str, agent_name: str, task: str | None, **attrs: Any) -> tuple[str, str]:
+    def agent_run(
+        self, prefix: str, agent_name: str, task: str | None, **attrs: Any
+    ) -> tuple[str, str]:
         """The nodes of one agent run; returns (head, tail): where work enters and leaves."""
         entry = self.program.agents[agent_name]
         spec = self.program.agent(agent_name).spec
@@ -82,7 +86,9 @@ class _Builder:
                 f"{prefix}tool.{tool_name}", "tool_call", spec=tool.key, task=task, via=how
             )
             if self.program.tool(tool_name).spec.requires_approval:
-                gate = self.node(f"{prefix}approval.{tool_name}", "approval", spec=tool.key, task=task)
+                gate = self.node(
+                    f"{prefix}approval.{tool_name}", "approval", spec=tool.key, task=task
+                )
                 self.edge(run, gate, "may_call")
                 self.edge(gate, call, "gate")
             else:
@@ -148,8 +154,9 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
             output_schema=task.output_schema,
         )
     manager = None
-    if crew.spec.process == "hierarchical" and crew.spec.manager in program.agents:
-        manager, _ = b.agent_run("manager.", crew.spec.manager, None, role="manager")
+    boss = crew.spec.manager
+    if crew.spec.process == "hierarchical" and boss is not None and boss in program.agents:
+        manager, _ = b.agent_run("manager.", boss, None, role="manager")
         b.edge(start, manager, "data", *_input_bindings(set(crew.spec.inputs)))
     for i, task in enumerate(crew.spec.tasks):
         if task.name not in ends:
@@ -162,7 +169,9 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
         target = head
         if len(waits) > 1:
             target = b.node(f"task.{task.name}.join", "join", task=task.name)
-            b.edge(target, head, "data", *(Binding(name=f"tasks.{d}.output") for d in sorted(waits)))
+            b.edge(
+                target, head, "data", *(Binding(name=f"tasks.{d}.output") for d in sorted(waits))
+            )
         for dep in sorted(waits):
             b.edge(ends[dep][1], target, "data", Binding(name=f"tasks.{dep}.output"))
         if used or not waits:
@@ -179,7 +188,9 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
 
 
 def _inputs_read(program: Program, entry: SpecEntry, index: int) -> set[str]:
-    parsed = program.templates.get(TemplateSite(spec=entry.key, path=("spec", "tasks", index, "prompt")))
+    parsed = program.templates.get(
+        TemplateSite(spec=entry.key, path=("spec", "tasks", index, "prompt"))
+    )
     refs = parsed.references if parsed is not None else ()
     return {str(r.path[1]) for r in refs if r.path[0] == "inputs" and len(r.path) > 1}
 

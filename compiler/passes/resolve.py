@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from compiler.diagnostics import Diagnostic, did_you_mean, error
-from compiler.symbols import Program, SpecEntry, TemplateSite, Templates
+from compiler.symbols import Program, SpecEntry, Templates, TemplateSite
 from specs import Agent, Crew
 
 _GROUP = {"Agent": "agents", "Tool": "tools", "MemoryPolicy": "policies", "Crew": "crews"}
@@ -75,7 +75,9 @@ def _agent_refs(
     for i, tool in enumerate(entry.model.spec.tools):
         yield from _missing(entry, ("spec", "tools", i), tool, tools, "K3002", "tool")
     if entry.model.spec.memory is not None:
-        yield from _missing(entry, ("spec", "memory"), entry.model.spec.memory, policies, "K3003", "memory policy")
+        yield from _missing(
+            entry, ("spec", "memory"), entry.model.spec.memory, policies, "K3003", "memory policy"
+        )
     for i, other in enumerate(entry.model.spec.delegate_to):
         yield from _missing(entry, ("spec", "delegate_to", i), other, agents, "K3004", "agent")
 
@@ -89,7 +91,9 @@ def _crew_refs(
     if spec.manager is not None:
         yield from _missing(entry, ("spec", "manager"), spec.manager, agents, "K3004", "agent")
     if spec.memory is not None:
-        yield from _missing(entry, ("spec", "memory"), spec.memory, policies, "K3003", "memory policy")
+        yield from _missing(
+            entry, ("spec", "memory"), spec.memory, policies, "K3003", "memory policy"
+        )
     names: dict[str, int] = {}
     for i, task in enumerate(spec.tasks):
         if task.name in names:
@@ -100,7 +104,9 @@ def _crew_refs(
                 f"task {names[task.name] + 1} already has this name",
             )
         names.setdefault(task.name, i)
-        yield from _missing(entry, ("spec", "tasks", i, "agent"), task.agent, agents, "K3004", "agent")
+        yield from _missing(
+            entry, ("spec", "tasks", i, "agent"), task.agent, agents, "K3004", "agent"
+        )
     for i, task in enumerate(spec.tasks):
         for j, dep in enumerate(task.depends_on or ()):
             if dep not in names:
@@ -119,7 +125,9 @@ def _crew_refs(
         )
 
 
-def _task_deps(entry: SpecEntry, parsed: Mapping[TemplateSite, object]) -> dict[str, tuple[str, ...]]:
+def _task_deps(
+    entry: SpecEntry, parsed: Mapping[TemplateSite, object]
+) -> dict[str, tuple[str, ...]]:
     """Each task's dependencies: ``depends_on`` as written, else the tasks its prompt reads."""
     crew = entry.model
     assert isinstance(crew, Crew)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 
 from compiler.diagnostics import Diagnostic, error
 from compiler.locate import inside
-from compiler.symbols import SpecEntry, Specs, TemplateSite, Templates
+from compiler.symbols import SpecEntry, Specs, Templates, TemplateSite
 from compiler.templates import ParsedTemplate, TemplateError, parse
 from specs import Agent, Crew, MemoryPolicy, Tool
 from specs.source import DataPath
@@ -50,7 +50,8 @@ def templates(specs: Specs, files: Mapping[str, str]) -> tuple[Templates, tuple[
                         "K4003",
                         f"template does not parse: {result.message}",
                         span,
-                        "templates are Jinja2: {{ inputs.name }} for values, {% if %}...{% endif %} for logic",
+                        "templates are Jinja2: {{ inputs.name }} for values, "
+                        "{% if %}...{% endif %} for logic",
                     )
                 )
                 continue

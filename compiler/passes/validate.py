@@ -40,7 +40,8 @@ def _validate_document(
                 "K1009",
                 f"a spec document must be a mapping, not {_type_name(data)}",
                 doc.span,
-                "start it with 'apiVersion: kiln/v1' and 'kind: Agent' (or Tool, MemoryPolicy, Crew)",
+                "start it with 'apiVersion: kiln/v1' and 'kind: Agent' "
+                "(or Tool, MemoryPolicy, Crew)",
             )
         )
         return None
@@ -71,7 +72,11 @@ def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
             hint = did_you_mean(str(kind), KINDS)
             span = doc.locate(("kind",))
         else:
-            message, hint, span = "missing kind", "add 'kind: Agent' (or Tool, MemoryPolicy, Crew)", doc.span
+            message, hint, span = (
+                "missing kind",
+                "add 'kind: Agent' (or Tool, MemoryPolicy, Crew)",
+                doc.span,
+            )
         diags.append(error("K2002", message, span, hint))
         ok = False
     return ok
@@ -236,6 +241,10 @@ def _dotted(path: DataPath) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+    }.get(type(value), type(value).__name__)

@@ -35,19 +35,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_paths(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
-        sub.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics format")
+        sub.add_argument(
+            "--format", choices=("text", "json"), default="text", help="diagnostics format"
+        )
         sub.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
     validate = commands.add_parser("validate", help="check specs and report every problem")
     with_paths(validate)
     compile_ = commands.add_parser("compile", help="compile specs into a plan")
     with_paths(compile_)
-    compile_.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: stdout)")
-    compile_.add_argument("--explain", action="store_true", help="print reach and worst-case bounds")
+    compile_.add_argument(
+        "-o", "--output", metavar="FILE", help="write the plan here (default: stdout)"
+    )
+    compile_.add_argument(
+        "--explain", action="store_true", help="print reach and worst-case bounds"
+    )
     graph = commands.add_parser("graph", help="draw the lowered execution graph")
     with_paths(graph)
     graph.set_defaults(format="text")
-    graph.add_argument("--graph-format", "--as", dest="graph_format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument(
+        "--graph-format", "--as", dest="graph_format", choices=("mermaid", "dot"), default="mermaid"
+    )
     graph.add_argument("--crew", help="only this crew's graph")
     graph.add_argument("--agent", help="only this agent's graph")
     graph.add_argument("-o", "--output", metavar="FILE")
@@ -209,7 +217,10 @@ def read_plan(path: Path) -> tuple[dict[str, Any], str | None]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return {}, f"{path} is not a JSON plan: {exc}"
     if not isinstance(data, dict) or "kiln_plan" not in data:
-        return {}, f"{path} is not a kiln plan (no 'kiln_plan' key): make one with 'kiln compile -o'"
+        return (
+            {},
+            f"{path} is not a kiln plan (no 'kiln_plan' key): make one with 'kiln compile -o'",
+        )
     return data, None
 
 

@@ -2,6 +2,7 @@
 
 from specs.source.document import DataPath as DataPath
 from specs.source.document import Document as Document
+from specs.source.loader import DEFAULT_LIMITS as DEFAULT_LIMITS
 from specs.source.loader import Limits as Limits
 from specs.source.loader import LoadIssue as LoadIssue
 from specs.source.loader import LoadResult as LoadResult
@@ -11,6 +12,7 @@ from specs.source.loader import load_text as load_text
 from specs.source.span import Span as Span
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DataPath",
     "Document",
     "Limits",

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -47,6 +47,9 @@ class Limits:
     max_documents: int = 1000
     max_depth: int = 64
     max_nodes: int = 200_000  # per document, counting every node an alias expands to
+
+
+DEFAULT_LIMITS: Final = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +249,7 @@ class _Composer:
         tag = event.tag
         if tag in (None, "!"):
             plain = event.implicit[0]
-            tag = _resolver.resolve(yaml.ScalarNode, event.value, (plain, False)) if plain else _STR
+            tag = _resolver.resolve(yaml.ScalarNode, event.value, (plain, False)) if plain else _STR  # type: ignore[no-untyped-call]
         if tag not in _CORE:
             self._bad_tag(event)
         build = _CORE[tag]
@@ -323,7 +326,9 @@ class _Composer:
         return frame.value, frame.size
 
 
-def load_text(text: str, path: str, limits: Limits = Limits()) -> tuple[list[Document], list[LoadIssue]]:
+def load_text(
+    text: str, path: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Document], list[LoadIssue]]:
     """Load every document of one file's text."""
     composer = _Composer(path, limits)
     try:
@@ -418,7 +423,7 @@ def read_file(path: Path, limits: Limits) -> tuple[str | None, LoadIssue | None]
         )
 
 
-def load_paths(paths: Iterable[str | Path], limits: Limits = Limits()) -> LoadResult:
+def load_paths(paths: Iterable[str | Path], limits: Limits = DEFAULT_LIMITS) -> LoadResult:
     """Discover, read and load every spec file under ``paths``; never raises for bad input."""
     files, issues = discover(paths)
     sources: list[SourceFile] = []

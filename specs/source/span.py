@@ -1,4 +1,4 @@
-"""Source locations. A :class:`Span` never takes part in equality or hashing of the data it marks."""
+"""Source locations. A :class:`Span` never takes part in the equality or hash of what it marks."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from compiler.diagnostics import Diagnostic, error
 from compiler.models import ModelProblem, parse_model
 from compiler.symbols import Program
+from specs.source import DataPath
 
 
 def check_models(program: Program) -> Iterator[Diagnostic]:
@@ -14,7 +15,7 @@ def check_models(program: Program) -> Iterator[Diagnostic]:
         if entry.origin != "user":
             continue
         spec = program.agent(entry.name).spec
-        sites = [(("spec", "model"), spec.model)]
+        sites: list[tuple[DataPath, str]] = [(("spec", "model"), spec.model)]
         sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(spec.fallbacks)]
         for path, text in sites:
             result = parse_model(text)

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from compiler.diagnostics import Diagnostic, error
 from compiler.symbols import Program, SpecEntry
 from specs import Crew
+from specs.source import DataPath
 
 
 def check_process(program: Program) -> Iterator[Diagnostic]:
@@ -55,7 +56,9 @@ def _inputs(entry: SpecEntry, program: Program) -> Iterator[Diagnostic]:
     crew = entry.model
     assert isinstance(crew, Crew)
     declared = crew.spec.inputs
-    runs = [(("spec", "tasks", i, "agent"), t.agent) for i, t in enumerate(crew.spec.tasks)]
+    runs: list[tuple[DataPath, str]] = [
+        (("spec", "tasks", i, "agent"), t.agent) for i, t in enumerate(crew.spec.tasks)
+    ]
     if crew.spec.manager is not None:
         runs.append((("spec", "manager"), crew.spec.manager))
     for path, agent_name in runs:

@@ -8,7 +8,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from compiler.diagnostics import Diagnostic, error
+from compiler.diagnostics import Diagnostic, closest, error
 from compiler.symbols import Program, SpecEntry
 from specs import Agent, Crew, Tool
 from specs.source import DataPath
@@ -40,8 +40,7 @@ def check_schemas(program: Program) -> Iterator[Diagnostic]:
                 "K4002",
                 f"{'.'.join(map(str, path[1:]))} is not a valid JSON Schema: {message}",
                 entry.doc.locate((*path, *where), key=False),
-                "see https://json-schema.org/understanding-json-schema/ "
-                "(kiln uses Draft 2020-12)",
+                "see https://json-schema.org/understanding-json-schema/ (kiln uses Draft 2020-12)",
             )
 
 
@@ -66,7 +65,12 @@ def _deepest(exc: SchemaError) -> SchemaError:
     return best
 
 
+_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+
 def _describe(exc: SchemaError) -> str:
-    if exc.validator == "enum" and exc.path and exc.path[-1] == "type":
-        return f"{exc.instance!r} is not a JSON Schema type (string, number, integer, boolean, object, array, null)"
+    if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):
+        near = closest(exc.instance, _TYPES)
+        guess = f" (did you mean '{near}'?)" if near else ""
+        return f"'{exc.instance}' is not a JSON Schema type{guess}; use one of {', '.join(_TYPES)}"
     return exc.message

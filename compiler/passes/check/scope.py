@@ -173,9 +173,7 @@ def _field(ref: Reference, start: int, schema: Any, what: str, code: str) -> _Pr
     return None
 
 
-def _no_field(
-    ref: Reference, i: int, props: Mapping[str, Any], what: str, code: str
-) -> _Problem:
+def _no_field(ref: Reference, i: int, props: Mapping[str, Any], what: str, code: str) -> _Problem:
     part = str(ref.path[i])
     known = ", ".join(sorted(props)) or "none"
     return (

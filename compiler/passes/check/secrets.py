@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from compiler.diagnostics import Diagnostic, error
-from compiler.symbols import Program
 from compiler.secrets import literal_secret, malformed_refs, walk_strings
+from compiler.symbols import Program
 
 
 def check_secrets(program: Program) -> Iterator[Diagnostic]:

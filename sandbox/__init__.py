@@ -1,0 +1,1 @@
+"""Isolated, pooled execution of tool code (backends: nsjail, bubblewrap, none)."""
