@@ -155,7 +155,8 @@ def _compile(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        write_atomic(Path(args.output), text)
+        if not _write(Path(args.output), text):
+            return EXIT_ERRORS
         print(f"wrote {args.output}: {_counts(result)}, plan_hash {result.plan['plan_hash']}")
     if args.explain:
         stream = sys.stderr if args.output in (None, "-") else sys.stdout
@@ -184,7 +185,8 @@ def _graph(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
     text = (mermaid if args.graph_format == "mermaid" else dot)(graphs)
     if args.output:
-        write_atomic(Path(args.output), text)
+        if not _write(Path(args.output), text):
+            return EXIT_ERRORS
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -222,6 +224,15 @@ def read_plan(path: Path) -> tuple[dict[str, Any], str | None]:
             f"{path} is not a kiln plan (no 'kiln_plan' key): make one with 'kiln compile -o'",
         )
     return data, None
+
+
+def _write(path: Path, text: str) -> bool:
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        print(f"kiln: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -1,0 +1,27 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import WriteSpecs
+
+
+@pytest.fixture
+def write_specs(tmp_path: Path) -> WriteSpecs:
+    """Write ``name=text`` pairs as files under a fresh folder and return the folder."""
+    counter = iter(range(1_000))
+
+    def write(**files: str) -> Path:
+        root = tmp_path / f"project{next(counter)}"
+        root.mkdir()
+        for name, text in files.items():
+            path = root / name.replace("__", "/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return root
+
+    return write
