@@ -22,6 +22,8 @@ class SpecEntry:
     model: SpecModel
     doc: Document = field(compare=False, repr=False)
     origin: Origin = "user"
+    #: validated only after dropping invalid parts (already reported): resolve it, check less
+    salvaged: bool = False
 
     @property
     def key(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from compiler.diagnostics import Diagnostic, did_you_mean, error
 from compiler.passes.load import Sources
 from compiler.symbols import Origin, SpecEntry, Specs
-from specs import API_VERSION, KINDS
+from specs import API_VERSION, KINDS, SpecModel
 from specs.source import DataPath, Document
 
 _YAML_BOOLS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
@@ -45,15 +46,67 @@ def _validate_document(
             )
         )
         return None
-    if not _header_ok(doc, diags):
+    header_ok = _header_ok(doc, diags)
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
         return None
-    model_cls = KINDS[data["kind"]]
+    model_cls = KINDS[kind]
+    if not header_ok:  # a wrong apiVersion: still check the rest, to report it all at once
+        data = {**data, "apiVersion": API_VERSION}
+    salvaged = False
     try:
         model = model_cls.model_validate(data)
     except ValidationError as exc:
         diags.extend(_translate(exc, doc, text, model_cls))
-        return None
-    return SpecEntry(kind=model.kind, name=model.metadata.name, model=model, doc=doc, origin=origin)
+        pruned = _salvage(model_cls, data, exc)
+        if pruned is None:
+            return None
+        model, salvaged = pruned, True
+    return SpecEntry(
+        kind=model.kind,
+        name=model.metadata.name,
+        model=model,
+        doc=doc,
+        origin=origin,
+        salvaged=salvaged,
+    )
+
+
+def _salvage(
+    model_cls: type[SpecModel], data: dict[str, Any], exc: ValidationError
+) -> SpecModel | None:
+    """The document with its invalid parts dropped, when what is left is still a valid spec.
+
+    A salvaged spec takes part in name resolution, so a document with a typo in one field
+    still gets its dangling references reported in the same run; checks that a dropped
+    field would make misleading (template scope, unused specs) skip salvaged specs.
+    """
+    pruned = copy.deepcopy(data)
+    for _ in range(3):
+        paths = sorted({_data_path(pruned, tuple(e["loc"]))[0] for e in exc.errors()}, reverse=True)
+        if not paths or any(p[:1] != ("spec",) or len(p) < 2 for p in paths):
+            return None  # the header or metadata is broken: nothing to salvage
+        for path in paths:
+            _delete(pruned, path)
+        try:
+            return model_cls.model_validate(pruned)
+        except ValidationError as again:
+            exc = again
+    return None
+
+
+def _delete(data: Any, path: DataPath) -> None:
+    parent = data
+    for part in path[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    last = path[-1]
+    if isinstance(parent, dict) and last in parent:
+        del parent[last]
+    elif isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        del parent[last]
 
 
 def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
@@ -66,7 +119,7 @@ def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
         what = f"unknown apiVersion {version!r}" if "apiVersion" in data else "missing apiVersion"
         diags.append(error("K2001", what, span, f"write 'apiVersion: {API_VERSION}'"))
         ok = False
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         if "kind" in data:
             message = f"unknown kind {kind!r}"
             hint = did_you_mean(str(kind), KINDS)

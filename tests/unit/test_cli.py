@@ -41,13 +41,17 @@ def test_validate_reports_every_error_with_source_and_caret(
     path = root / "agent.yaml"
     assert f"{path}:5:3: error[K2003]: unknown key 'modle' in Agent spec" in err
     assert " 5 |   modle: local/smollm2-135m\n   |   ^^^^^\nhint: did you mean 'model'?" in err
-    assert "kiln: 1 error: specs are not valid" in err
+    # the document with the typo is still resolved: its dangling tool is reported too
+    assert f"{path}:6:11: error[K3002]: Agent 'helper' refers to unknown tool 'calculater'" in err
+    assert "hint: did you mean 'calculator'?" in err
+    assert "kiln: 2 errors: specs are not valid" in err
 
 
 def test_validate_json_format(write_specs: WriteSpecs, capsys: pytest.CaptureFixture[str]) -> None:
     root = write_specs(**{"agent.yaml": BROKEN})
     assert main(["validate", str(root), "--format", "json"]) == 1
-    [diag] = json.loads(capsys.readouterr().out)
+    diag, dangling = json.loads(capsys.readouterr().out)
+    assert (dangling["code"], dangling["line"], dangling["col"]) == ("K3002", 6, 11)
     assert diag == {
         "path": str(root / "agent.yaml"),
         "line": 5,

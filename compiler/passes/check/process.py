@@ -13,7 +13,8 @@ from specs.source import DataPath
 def check_process(program: Program) -> Iterator[Diagnostic]:
     for name, entry in program.crews.items():
         yield from _crew(entry, program.task_deps.get(name, {}))
-        yield from _inputs(entry, program)
+        if not entry.salvaged:
+            yield from _inputs(entry, program)
 
 
 def _crew(entry: SpecEntry, deps: Mapping[str, tuple[str, ...]]) -> Iterator[Diagnostic]:

@@ -35,7 +35,7 @@ def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnost
     closures = {name: _closure(deps) for name, deps in program.task_deps.items()}
     for site, parsed in program.templates.items():
         entry = _entry(program, site.spec)
-        if entry is None or entry.origin != "user":
+        if entry is None or entry.origin != "user" or entry.salvaged:
             continue
         here = _Site(entry, site.path)
         for ref in parsed.references:
@@ -139,6 +139,8 @@ def _task_ref(
     task = tasks[other]
     schema = task.output_schema
     if schema is None and task.agent in program.agents:
+        if program.agents[task.agent].salvaged:
+            return None  # its output_schema may be what was dropped
         schema = program.agent(task.agent).spec.output_schema
     if schema is None:
         return (

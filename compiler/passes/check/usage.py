@@ -10,6 +10,8 @@ from compiler.symbols import Program
 
 
 def check_usage(program: Program) -> Iterator[Diagnostic]:
+    if any(e.salvaged for g in (program.agents, program.crews) for e in g.values()):
+        return  # a dropped field may have been the one that used them
     used_tools: set[str] = set()
     used_policies: set[str] = set()
     filters: list[Mapping[str, str]] = []
