@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import networkx as nx
-
+from compiler.graphs import generations
 from compiler.hashing import spec_hash
 from compiler.ir import Binding, Edge, EdgeKind, Graph, Node, NodeKind
 from compiler.reach import tools_of
@@ -200,12 +199,10 @@ def _task_order(crew: Crew, deps: Mapping[str, tuple[str, ...]]) -> tuple[tuple[
     names = [t.name for t in crew.spec.tasks]
     if crew.spec.process == "sequential":
         return tuple((n,) for n in dict.fromkeys(names))
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(names)
-    graph.add_edges_from((d, t) for t, ds in deps.items() for d in ds if d in graph)
-    if not nx.is_directed_acyclic_graph(graph):
+    layers = generations({n: deps.get(n, ()) for n in names})
+    if layers is None:
         return tuple((n,) for n in dict.fromkeys(names))  # reported by check; never lowered
-    return tuple(tuple(sorted(g)) for g in nx.topological_generations(graph))
+    return tuple(tuple(layer) for layer in layers)
 
 
 def _result_tasks(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-
-import networkx as nx
+from collections.abc import Iterator
 
 from compiler.diagnostics import Diagnostic, error
+from compiler.graphs import cycles
 from compiler.symbols import Program
 from specs import Crew
 
@@ -16,7 +15,7 @@ def check_cycles(program: Program) -> Iterator[Diagnostic]:
         crew = entry.model
         assert isinstance(crew, Crew)
         index = {t.name: i for i, t in enumerate(crew.spec.tasks)}
-        for cycle in _cycles(program.task_deps.get(name, {})):
+        for cycle in cycles(program.task_deps.get(name, {})):
             first = index[cycle[0]]
             where = "depends_on" if crew.spec.tasks[first].depends_on is not None else "prompt"
             yield error(
@@ -28,7 +27,7 @@ def check_cycles(program: Program) -> Iterator[Diagnostic]:
                 "remove one of these dependencies",
             )
     delegation = {n: program.agent(n).spec.delegate_to for n in program.agents}
-    for cycle in _cycles(delegation):
+    for cycle in cycles(delegation):
         entry = program.agents[cycle[0]]
         yield error(
             "K4001",
@@ -36,19 +35,3 @@ def check_cycles(program: Program) -> Iterator[Diagnostic]:
             entry.doc.locate(("spec", "delegate_to")),
             "delegation must end somewhere: remove one agent from a delegate_to list",
         )
-
-
-def _cycles(edges: Mapping[str, tuple[str, ...]]) -> Iterator[list[str]]:
-    """Each elementary cycle once, rotated to start at its smallest name, in a stable order."""
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(edges)
-    graph.add_edges_from((src, dst) for src, dsts in edges.items() for dst in dsts if dst in edges)
-    found: list[list[str]] = []
-    for component in nx.strongly_connected_components(graph):
-        sub = graph.subgraph(component)
-        if len(component) == 1 and not sub.has_edge(*(next(iter(component)),) * 2):
-            continue
-        cycle = [u for u, _ in nx.find_cycle(sub)]
-        start = cycle.index(min(cycle))
-        found.append(cycle[start:] + cycle[:start])
-    yield from sorted(found)

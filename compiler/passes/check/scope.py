@@ -14,9 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import networkx as nx
-
 from compiler.diagnostics import Diagnostic, did_you_mean, error
+from compiler.graphs import descendants
 from compiler.locate import inside
 from compiler.symbols import Program, SpecEntry
 from compiler.templates import Reference
@@ -32,7 +31,7 @@ class _Site:
 
 
 def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnostic]:
-    closures = {name: _closure(deps) for name, deps in program.task_deps.items()}
+    closures = {name: descendants(deps) for name, deps in program.task_deps.items()}
     for site, parsed in program.templates.items():
         entry = _entry(program, site.spec)
         if entry is None or entry.origin != "user" or entry.salvaged:
@@ -52,13 +51,6 @@ def _entry(program: Program, key: str) -> SpecEntry | None:
     kind, _, name = key.partition("/")
     group = {"Agent": program.agents, "Tool": program.tools, "MemoryPolicy": program.policies}
     return (group.get(kind) or program.crews).get(name)
-
-
-def _closure(deps: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(deps)
-    graph.add_edges_from((task, dep) for task, ds in deps.items() for dep in ds)
-    return {task: nx.descendants(graph, task) for task in deps}
 
 
 _Problem = tuple[str, str, str | None] | None
