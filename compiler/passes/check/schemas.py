@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterator
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any
 
 from compiler.diagnostics import Diagnostic, closest, error
+from compiler.hashing import canonical_json
 from compiler.symbols import Program, SpecEntry
 from specs import Agent, Crew, Tool
 from specs.source import DataPath
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import SchemaError
 
 
 def schema_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, dict[str, Any]]]:
@@ -32,7 +35,7 @@ def schema_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, dict[str, Any]]]:
 def check_schemas(program: Program) -> Iterator[Diagnostic]:
     for entry in program.user_entries():
         for path, schema in schema_sites(entry):
-            problem = _schema_problem(schema)
+            problem = _schema_problem(canonical_json(schema))
             if problem is None:
                 continue
             where, message = problem
@@ -44,9 +47,15 @@ def check_schemas(program: Program) -> Iterator[Diagnostic]:
             )
 
 
-def _schema_problem(schema: dict[str, Any]) -> tuple[DataPath, str] | None:
+@functools.lru_cache(maxsize=4096)
+def _schema_problem(text: str) -> tuple[DataPath, str] | None:
+    """What is wrong with the schema whose canonical JSON is ``text`` (cached: projects
+    repeat the same small schemas many times)."""
+    from jsonschema import Draft202012Validator  # imported here: it costs ~80 ms at start-up
+    from jsonschema.exceptions import SchemaError
+
     try:
-        Draft202012Validator.check_schema(schema)
+        Draft202012Validator.check_schema(json.loads(text))
     except SchemaError as exc:
         best = _deepest(exc)
         where: DataPath = tuple(p for p in best.path if isinstance(p, str | int))
