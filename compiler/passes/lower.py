@@ -137,7 +137,14 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
     crew = program.crew(name)
     deps = program.task_deps.get(name, {})
     b = _Builder(program, hashes)
-    start = b.node("input", "input", inputs=sorted(crew.spec.inputs), process=crew.spec.process)
+    start = b.node(
+        "input",
+        "input",
+        inputs=sorted(crew.spec.inputs),
+        process=crew.spec.process,
+        memory=crew.spec.memory,
+        shared_memory=crew.spec.shared_memory,
+    )
     order = _task_order(crew, deps)
     stage_of = {t: i for i, group in enumerate(order) for t in group}
     crowded = {t for group in order if len(group) > 1 for t in group}
