@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from specs.source import DataPath, Document, Span
@@ -34,7 +35,7 @@ def inside(
                 continue
             line = lines[number - 1]
             start = span.col - 1 if number == span.line else 0
-            found = line.find(needle, start)
+            found = _find_whole(line, needle, start)
             if found >= 0:
                 return Span(doc.path, number, found + 1, number, found + 1 + len(needle))
     if target <= len(lines):
@@ -44,3 +45,11 @@ def inside(
             col = span.col
         return Span(doc.path, target, col, target, len(line) + 1)
     return span
+
+
+def _find_whole(line: str, needle: str, start: int) -> int:
+    """Where ``needle`` stands on its own (not inside a longer name or dotted path), else
+    where it first appears at all, else -1."""
+    pattern = r"(?<![\w.])" + re.escape(needle) + r"(?![\w.\[])"
+    match = re.compile(pattern).search(line, start)
+    return match.start() if match else line.find(needle, start)

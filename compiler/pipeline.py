@@ -65,8 +65,7 @@ def compile_paths(
     if any(d.is_error for d in diags):
         return Compilation(files=sources.files, diagnostics=_sorted(diags), program=program)
     graphs = lower(program)
-    reach, found = analyze(program)
-    diags += found
+    reach = analyze(program)
     return Compilation(
         files=sources.files,
         diagnostics=_sorted(diags),

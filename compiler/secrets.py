@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from specs.source import DataPath
@@ -22,11 +23,12 @@ _SECRET_KEY = re.compile(
 )
 _URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:([^/\s@{}]+)@", re.IGNORECASE)
 _KNOWN_FORMATS: Final = (
-    (re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"), "an OpenAI or Anthropic API key"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), "a GitHub token"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id"),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"), "an Anthropic API key", "ANTHROPIC_API_KEY"),
+    (re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"), "an OpenAI API key", "OPENAI_API_KEY"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), "a GitHub token", "GITHUB_TOKEN"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key id", "AWS_ACCESS_KEY_ID"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token", "SLACK_TOKEN"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key", "PRIVATE_KEY"),
 )
 _NOT_SECRET_VALUES = {"", "none", "null", "changeme"}
 
@@ -55,31 +57,51 @@ def env_names(data: Any) -> set[str]:
     }
 
 
-def literal_secret(key: str | None, text: str) -> str | None:
-    """Why ``text`` (under mapping ``key``) looks like a secret written literally, if it does."""
-    for pattern, what in _KNOWN_FORMATS:
-        if pattern.search(text):
-            return f"this looks like {what}"
+@dataclass(frozen=True, slots=True)
+class LiteralSecret:
+    """A secret written in a spec: why it looks like one, the secret text, and the value
+    with the secret replaced by an environment reference."""
+
+    why: str
+    secret: str
+    fixed: str
+
+
+def literal_secret(key: str | None, text: str) -> LiteralSecret | None:
+    """The secret ``text`` (under mapping ``key``) holds written literally, if it does."""
+    for pattern, what, env in _KNOWN_FORMATS:
+        match = pattern.search(text)
+        if match:
+            return _found(f"this looks like {what}", text, match.group(0), env)
     match = _URL_CREDENTIALS.search(text)
     if match and not ENV_REF.fullmatch(match.group(1)):
-        return "this URL has a password in it"
+        env = f"{_env_name(key or 'url')}_PASSWORD".replace("URL_PASSWORD", "PASSWORD")
+        return _found("this URL has a password in it", text, match.group(1), env)
     if key is not None and _SECRET_KEY.search(key):
         stripped = ENV_REF.sub("", text).strip()
-        if stripped.lower().removeprefix("bearer").strip() in _NOT_SECRET_VALUES:
-            return None
-        if "{{" in stripped:  # a template fills it at run time
-            return None
-        return f"'{key}' holds a secret written literally"
+        secret = re.sub(r"^(bearer|basic|token)\b\s*", "", stripped, flags=re.IGNORECASE)
+        if secret.lower() in _NOT_SECRET_VALUES or "{{" in stripped:
+            return None  # empty, a placeholder, or a template filled in at run time
+        env = "API_TOKEN" if key.lower() == "authorization" else _env_name(key)
+        return _found(f"'{key}' holds a secret written literally", text, secret, env)
     return None
 
 
+def _found(why: str, text: str, secret: str, env: str) -> LiteralSecret:
+    return LiteralSecret(why, secret, text.replace(secret, "${env:" + env + "}", 1))
+
+
+def _env_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", key).upper() or "SECRET"
+
+
 def malformed_refs(text: str) -> Iterator[str]:
-    """The ``${env:...}`` references in ``text`` whose name is not an environment variable name."""
+    """The ``${env:...}`` references in ``text`` (as written) that are not well formed."""
     if "${" not in text:
         return
-    for name in ENV_REF.findall(text):
-        if not ENV_NAME.match(name):
-            yield name
+    for match in ENV_REF.finditer(text):
+        if not ENV_NAME.match(match.group(1)):
+            yield match.group(0)
     for start in (m.start() for m in re.finditer(r"\$\{env:", text)):
         if "}" not in text[start:]:
-            yield text[start + 6 :]
+            yield text[start:]

@@ -32,9 +32,11 @@ class SpecEntry:
 
 @dataclass(frozen=True, slots=True)
 class Specs:
-    """The output of ``validate``: every spec that passed its schema."""
+    """The output of ``validate``: every spec that passed its schema, and the keys
+    (``Kind/name``) of those that did not, so references to them are not reported twice."""
 
     entries: tuple[SpecEntry, ...]
+    invalid: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,6 +64,13 @@ def parse(source: str) -> ParsedTemplate | TemplateError:
 
 def _collect(node: nodes.Node, free: set[str], out: list[Reference]) -> None:
     """Record the longest constant attribute/item chain rooted at a free name."""
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        # a method call such as inputs.topic.upper(): the method name is not data
+        _collect(node.node.node, free, out)
+        for arg in (*node.args, *(k.value for k in node.kwargs), node.dyn_args, node.dyn_kwargs):
+            if arg is not None:
+                _collect(arg, free, out)
+        return
     if isinstance(node, nodes.Getattr | nodes.Getitem):
         parts: list[str | int] = []
         current: nodes.Node = node

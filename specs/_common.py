@@ -53,7 +53,9 @@ Template = Annotated[str, Field(json_schema_extra={"x-kiln-template": True})]
 class Model(BaseModel):
     """Base of every spec model: immutable, and unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=False, allow_inf_nan=False
+    )
 
 
 class Metadata(Model):

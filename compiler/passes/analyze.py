@@ -6,22 +6,19 @@ Reach is what a reviewer needs before merging a spec change: the tools an agent 
 at most ``max_iterations`` model calls and as many tool calls, spends at most
 ``max_tokens``, and a delegation is a tool call that runs the delegate's whole budget.
 Cost is tokens at the dearest known price among the model and its fallbacks, capped by
-``max_cost_usd``; it is ``None`` when a price is unknown (warning K5003).
+``max_cost_usd``; it is ``None`` when a price is unknown (the check pass warns, K5003).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.diagnostics import Diagnostic, error
 from compiler.models import ModelRef, parse_model, price
 from compiler.reach import tools_of
 from compiler.secrets import env_names
 from compiler.symbols import Program
-from specs.source import DataPath
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,12 +91,12 @@ class Reach:
         }
 
 
-def analyze(program: Program) -> tuple[dict[str, Reach], tuple[Diagnostic, ...]]:
+def analyze(program: Program) -> dict[str, Reach]:
     """Reach and bounds for every agent (``Agent/<name>``) and crew (``Crew/<name>``)."""
     an = _Analyzer(program)
     result = {f"Agent/{n}": an.agent(n) for n in sorted(program.agents)}
     result.update({f"Crew/{n}": an.crew(n) for n in sorted(program.crews)})
-    return result, tuple(_unknown_prices(program))
+    return result
 
 
 class _Analyzer:
@@ -199,21 +196,3 @@ def _own_bounds(program: Program, name: str) -> Bounds:
         tokens=limits.max_tokens,
         cost_usd=cost,
     )
-
-
-def _unknown_prices(program: Program) -> Iterator[Diagnostic]:
-    for name, entry in program.agents.items():
-        spec = program.agent(name).spec
-        if entry.origin != "user" or spec.limits.max_cost_usd is not None:
-            continue
-        sites: list[tuple[DataPath, str]] = [(("spec", "model"), spec.model)]
-        sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(spec.fallbacks)]
-        for path, text in sites:
-            ref = parse_model(text)
-            if isinstance(ref, ModelRef) and price(ref) is None:
-                yield error(
-                    "K5003",
-                    f"the price of '{text}' is not known, so agent '{name}' has no cost bound",
-                    entry.doc.locate(path),
-                    "set spec.limits.max_cost_usd to bound it",
-                )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from compiler.diagnostics import Diagnostic, did_you_mean, error
 from compiler.symbols import Program, SpecEntry, Templates, TemplateSite
@@ -29,17 +29,21 @@ def resolve(tpl: Templates) -> tuple[Program, tuple[Diagnostic, ...]]:
                     "names must be unique per kind across all files",
                 )
             )
-    agents, tools, policies = groups["agents"], groups["tools"], groups["policies"]
-    for entry in agents.values():
-        diags.extend(_agent_refs(entry, agents, tools, policies))
+    names = {
+        kind: set(groups[group])
+        | {k.split("/", 1)[1] for k in tpl.specs.invalid if k.startswith(kind + "/")}
+        for kind, group in _GROUP.items()
+    }
+    for entry in groups["agents"].values():
+        diags.extend(_agent_refs(entry, names))
     task_deps: dict[str, dict[str, tuple[str, ...]]] = {}
     for entry in groups["crews"].values():
-        diags.extend(_crew_refs(entry, agents, policies))
+        diags.extend(_crew_refs(entry, names))
         task_deps[entry.name] = _task_deps(entry, tpl.parsed)
     program = Program(
-        agents=agents,
-        tools=tools,
-        policies=policies,
+        agents=groups["agents"],
+        tools=groups["tools"],
+        policies=groups["policies"],
         crews=groups["crews"],
         templates=tpl.parsed,
         task_deps=task_deps,
@@ -51,10 +55,11 @@ def _missing(
     entry: SpecEntry,
     path: tuple[str | int, ...],
     name: str,
-    pool: Mapping[str, SpecEntry],
+    pool: Collection[str],
     code: str,
     what: str,
 ) -> Iterable[Diagnostic]:
+    """A dangling reference; ``pool`` holds every name of the kind, valid or not."""
     if name not in pool:
         yield error(
             code,
@@ -64,12 +69,9 @@ def _missing(
         )
 
 
-def _agent_refs(
-    entry: SpecEntry,
-    agents: Mapping[str, SpecEntry],
-    tools: Mapping[str, SpecEntry],
-    policies: Mapping[str, SpecEntry],
-) -> Iterable[Diagnostic]:
+def _agent_refs(entry: SpecEntry, names: Mapping[str, set[str]]) -> Iterable[Diagnostic]:
+    tools, policies = names["Tool"], names["MemoryPolicy"]
+    agents = names["Agent"] - {entry.name}
     spec = entry.model.spec
     assert isinstance(entry.model, Agent) and spec is entry.model.spec
     for i, tool in enumerate(entry.model.spec.tools):
@@ -82,9 +84,8 @@ def _agent_refs(
         yield from _missing(entry, ("spec", "delegate_to", i), other, agents, "K3004", "agent")
 
 
-def _crew_refs(
-    entry: SpecEntry, agents: Mapping[str, SpecEntry], policies: Mapping[str, SpecEntry]
-) -> Iterable[Diagnostic]:
+def _crew_refs(entry: SpecEntry, names: Mapping[str, set[str]]) -> Iterable[Diagnostic]:
+    agents, policies = names["Agent"], names["MemoryPolicy"]
     crew = entry.model
     assert isinstance(crew, Crew)
     spec = crew.spec
@@ -94,34 +95,34 @@ def _crew_refs(
         yield from _missing(
             entry, ("spec", "memory"), spec.memory, policies, "K3003", "memory policy"
         )
-    names: dict[str, int] = {}
+    tasks: dict[str, int] = {}
     for i, task in enumerate(spec.tasks):
-        if task.name in names:
+        if task.name in tasks:
             yield error(
                 "K3001",
                 f"duplicate task name '{task.name}' in crew '{crew.metadata.name}'",
                 entry.doc.locate(("spec", "tasks", i, "name")),
-                f"task {names[task.name] + 1} already has this name",
+                f"task {tasks[task.name] + 1} already has this name",
             )
-        names.setdefault(task.name, i)
+        tasks.setdefault(task.name, i)
         yield from _missing(
             entry, ("spec", "tasks", i, "agent"), task.agent, agents, "K3004", "agent"
         )
     for i, task in enumerate(spec.tasks):
         for j, dep in enumerate(task.depends_on or ()):
-            if dep not in names:
+            if dep not in tasks:
                 yield error(
                     "K3005",
                     f"task '{task.name}' depends on unknown task '{dep}'",
                     entry.doc.locate(("spec", "tasks", i, "depends_on", j)),
-                    did_you_mean(dep, names) or "depends_on lists task names of the same crew",
+                    did_you_mean(dep, tasks) or "depends_on lists task names of the same crew",
                 )
-    if spec.output is not None and spec.output not in names:
+    if spec.output is not None and spec.output not in tasks:
         yield error(
             "K3005",
             f"crew output names unknown task '{spec.output}'",
             entry.doc.locate(("spec", "output")),
-            did_you_mean(spec.output, names),
+            did_you_mean(spec.output, tasks),
         )
 
 

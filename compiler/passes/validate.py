@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from compiler.diagnostics import Diagnostic, did_you_mean, error
+from compiler.diagnostics import Diagnostic, closest, did_you_mean, error
 from compiler.passes.load import Sources
 from compiler.symbols import Origin, SpecEntry, Specs
 from specs import API_VERSION, KINDS, SpecModel
@@ -21,6 +22,7 @@ _YAML_BOOLS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
 
 def validate(sources: Sources) -> tuple[Specs, tuple[Diagnostic, ...]]:
     entries: list[SpecEntry] = []
+    invalid: set[str] = set()
     diags: list[Diagnostic] = []
     for origin, docs in (("user", sources.documents), ("stdlib", sources.stdlib)):
         for doc in docs:
@@ -28,7 +30,18 @@ def validate(sources: Sources) -> tuple[Specs, tuple[Diagnostic, ...]]:
             entry = _validate_document(doc, text, origin, diags)  # type: ignore[arg-type]
             if entry is not None:
                 entries.append(entry)
-    return Specs(tuple(entries)), tuple(diags)
+            elif _key_of(doc.data) is not None:
+                invalid.add(str(_key_of(doc.data)))
+    return Specs(tuple(entries), frozenset(invalid)), tuple(diags)
+
+
+def _key_of(data: Any) -> str | None:
+    """``Kind/name`` of a document, when it at least says that much."""
+    if not isinstance(data, dict):
+        return None
+    kind, metadata = data.get("kind"), data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return f"{kind}/{name}" if isinstance(kind, str) and isinstance(name, str) else None
 
 
 def _validate_document(
@@ -141,8 +154,8 @@ def _translate(
     kind = model_cls.__name__
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        path, is_key = _data_path(doc.data, loc)
         etype = err["type"]
+        path, is_key = _data_path(doc.data, loc, leaf=etype in ("missing", "extra_forbidden"))
         where = _dotted(path)
         if etype == "extra_forbidden":
             key = str(path[-1])
@@ -182,22 +195,68 @@ def _translate(
             )
 
 
+_MAPPING = "expected a mapping (key: value pairs)"
+_PLAIN = {
+    "dict_type": _MAPPING,
+    "model_type": _MAPPING,
+    "model_attributes_type": _MAPPING,
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "string_type": "expected a string",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "finite_number": "expected a finite number",
+}
+_ENTRYPOINT_HINT = "write module:function, such as my_tools.search:run"
+
+
 def _message(err: Any) -> str:
-    msg = str(err["msg"])
-    msg = msg.removeprefix("Value error, ")
+    etype = err["type"]
+    ctx = err.get("ctx") or {}
+    if etype in _PLAIN:
+        msg = _PLAIN[etype]
+    elif etype in ("too_short", "too_long"):
+        bound = ctx.get("min_length" if etype == "too_short" else "max_length")
+        word = "at least" if etype == "too_short" else "at most"
+        msg = f"needs {word} {bound} item{'s' * (bound != 1)}"
+    elif etype == "string_too_short" and ctx.get("min_length") == 1:
+        msg = "must not be empty"
+    elif etype == "literal_error":
+        msg = f"expected one of {ctx.get('expected', '')}"
+    elif etype == "string_pattern_mismatch" and "[A-Za-z_][\\w.]*:" in str(ctx.get("pattern")):
+        msg = "expected module:function"
+    else:
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if msg.startswith("Input should be "):
+            rest = msg.removeprefix("Input should be ")
+            msg = ("expected " if rest.startswith(("a ", "an ")) else "must be ") + rest
     value = err.get("input")
-    if err["type"].endswith(("_type", "_parsing")) and not isinstance(value, dict | list):
-        msg += f" (got {value!r})"
+    if etype != "missing" and not isinstance(value, dict | list | tuple) and "got" not in msg:
+        msg += " (got nothing)" if value is None else f" (got {value!r})"
     return msg
 
 
 def _hint(err: Any, written: str) -> str | None:
     value = err.get("input")
-    if isinstance(value, bool) and err["type"] == "string_type":
+    etype = err["type"]
+    if isinstance(value, bool) and etype == "string_type":
         if written.lower() in _YAML_BOOLS:
             return f"YAML reads an unquoted {written} as {str(value).lower()}: quote it"
-    if err["type"] == "literal_error":
-        return f"expected {err['ctx']['expected']}"
+    if value is None and etype in _PLAIN:
+        return "YAML reads an empty value as null: give it a value, or remove the key"
+    if etype == "literal_error":
+        options = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+        near = closest(str(value), options)
+        return f"did you mean '{near}'?" if near else None
+    if etype in ("tuple_type", "list_type") and isinstance(value, str | int | float):
+        return f"write a list, even of one item: [{value}]"
+    if etype == "string_pattern_mismatch" and "expected module:function" in _message(err):
+        return _ENTRYPOINT_HINT
     return None
 
 
@@ -210,7 +269,7 @@ def _written(doc: Document, text: str, path: DataPath) -> str:
     return lines[span.line - 1][span.col - 1 : span.end_col - 1] if span.line <= len(lines) else ""
 
 
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[DataPath, bool]:
+def _data_path(data: Any, loc: tuple[Any, ...], *, leaf: bool = True) -> tuple[DataPath, bool]:
     """Follow a pydantic error location through the data, skipping union tags.
 
     Returns the data path and whether the error is about a mapping key (pydantic's
@@ -229,7 +288,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[DataPath, bool]:
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
             path.append(part)
-        elif isinstance(node, dict) and isinstance(part, str) and part == loc[-1]:
+        elif leaf and isinstance(node, dict) and isinstance(part, str) and part == loc[-1]:
             path.append(part)  # a missing or unknown key: point at it (or its parent)
         # else: a union tag or model name in the location; it has no place in the data
     return tuple(path), is_key

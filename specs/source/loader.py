@@ -172,6 +172,9 @@ class _Composer:
                 else:
                     self._attach(stack[-1], value, size, event)
                 continue
+            if stack and isinstance(stack[-1].value, dict) and stack[-1].pending_key is None:
+                self._key(stack[-1], event)  # rejects collections and aliases used as keys
+                continue
             path = self._child_path(stack[-1]) if stack else ()
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 if len(stack) >= self.limits.max_depth:
@@ -186,9 +189,6 @@ class _Composer:
                     self._bad_tag(event)
                 is_map = isinstance(event, yaml.MappingStartEvent)
                 stack.append(_Frame({} if is_map else [], path, event.start_mark, event.anchor))
-                continue
-            if stack and isinstance(stack[-1].value, dict) and stack[-1].pending_key is None:
-                self._key(stack[-1], event)
                 continue
             value, size = self._leaf(event, path)
             if not stack:
@@ -271,10 +271,19 @@ class _Composer:
         return value
 
     def _bad_tag(self, event: Any) -> None:
+        tag = str(event.tag)
+        written = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:") else tag
+        start = event.start_mark
         self._issue(
             "K1008",
-            f"unsupported YAML tag {event.tag}",
-            _span(self.path, event.start_mark, event.end_mark),
+            f"unsupported YAML tag {written}",
+            Span(
+                self.path,
+                start.line + 1,
+                start.column + 1,
+                start.line + 1,
+                start.column + 1 + len(written),
+            ),
             "specs use plain YAML only: remove the tag (tags can construct arbitrary objects)",
         )
         raise _Abort
@@ -337,6 +346,9 @@ def load_text(
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        opened = exc.context_mark if exc.problem and exc.context else None
+        if opened is not None and opened is not mark and exc.context:
+            problem += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
         span = Span.point(path, line, col)
         if "maximum nesting depth" in problem:  # libyaml's own guard, past ours
             issue = LoadIssue("K1005", f"nesting deeper than {limits.max_depth} levels", span)
@@ -353,6 +365,10 @@ def _yaml_hint(problem: str) -> str | None:
         return "YAML indentation must use spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return "a value containing ': ' must be quoted"
+    if "expected ',' or ']'" in problem:
+        return "a '[' list is not closed with ']', or an item in it needs quotes"
+    if "expected ',' or '}'" in problem:
+        return "a '{' mapping is not closed with '}', or a value in it needs quotes"
     if "found character" in problem and "'@'" in problem:
         return "values starting with '@' or '`' must be quoted"
     return None

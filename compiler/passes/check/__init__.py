@@ -20,12 +20,12 @@ from compiler.symbols import Program
 
 def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
     return (
-        *check_cycles(program),
+        *check_cycles(program, files),
         *check_process(program),
         *check_schemas(program),
         *check_scope(program, files),
         *check_models(program),
-        *check_secrets(program),
+        *check_secrets(program, files),
         *check_usage(program),
     )
 

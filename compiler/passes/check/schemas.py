@@ -14,7 +14,7 @@ from specs import Agent, Crew, Tool
 from specs.source import DataPath
 
 if TYPE_CHECKING:
-    from jsonschema.exceptions import SchemaError
+    from jsonschema.exceptions import ValidationError
 
 
 def schema_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, dict[str, Any]]]:
@@ -35,51 +35,54 @@ def schema_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, dict[str, Any]]]:
 def check_schemas(program: Program) -> Iterator[Diagnostic]:
     for entry in program.user_entries():
         for path, schema in schema_sites(entry):
-            problem = _schema_problem(canonical_json(schema))
-            if problem is None:
-                continue
-            where, message = problem
-            yield error(
-                "K4002",
-                f"{'.'.join(map(str, path[1:]))} is not a valid JSON Schema: {message}",
-                entry.doc.locate((*path, *where), key=False),
-                "see https://json-schema.org/understanding-json-schema/ (kiln uses Draft 2020-12)",
-            )
+            for where, message in _schema_problems(canonical_json(schema)):
+                yield error(
+                    "K4002",
+                    f"{'.'.join(map(str, path[1:]))} is not a valid JSON Schema: {message}",
+                    entry.doc.locate((*path, *where)),
+                    "see https://json-schema.org/understanding-json-schema/ "
+                    "(kiln uses Draft 2020-12)",
+                )
 
 
 @functools.lru_cache(maxsize=4096)
-def _schema_problem(text: str) -> tuple[DataPath, str] | None:
-    """What is wrong with the schema whose canonical JSON is ``text`` (cached: projects
-    repeat the same small schemas many times)."""
+def _schema_problems(text: str) -> tuple[tuple[DataPath, str], ...]:
+    """Every problem of the schema whose canonical JSON is ``text``, one per place (cached:
+    projects repeat the same small schemas many times)."""
     from jsonschema import Draft202012Validator  # imported here: it costs ~80 ms at start-up
-    from jsonschema.exceptions import SchemaError
 
+    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    found: dict[DataPath, str] = {}
     try:
-        Draft202012Validator.check_schema(json.loads(text))
-    except SchemaError as exc:
-        best = _deepest(exc)
-        where: DataPath = tuple(p for p in best.path if isinstance(p, str | int))
-        return where, _describe(best)
+        for exc in meta.iter_errors(json.loads(text)):
+            best = _deepest(exc)
+            where: DataPath = tuple(p for p in best.path if isinstance(p, str | int))
+            found.setdefault(where, _describe(best))
     except Exception as exc:  # noqa: BLE001 - a malformed $ref can make jsonschema itself fail
-        return (), str(exc)
-    return None
+        return (((), str(exc)),)
+    return tuple(sorted(found.items(), key=lambda item: [str(p) for p in item[0]]))
 
 
-def _deepest(exc: SchemaError) -> SchemaError:
+def _deepest(exc: ValidationError) -> ValidationError:
     """jsonschema reports the outermost failing keyword; the innermost one is the useful one."""
     best = exc
     for sub in exc.context or ():
-        if isinstance(sub, SchemaError) and len(sub.path) > len(best.path):
+        if len(sub.path) > len(best.path):
             best = sub
     return best
 
 
 _TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+_ALIASES = {
+    "float": "number", "double": "number", "decimal": "number", "int": "integer",
+    "str": "string", "text": "string", "bool": "boolean", "dict": "object", "map": "object",
+    "list": "array", "tuple": "array", "none": "null",
+}  # fmt: skip
 
 
-def _describe(exc: SchemaError) -> str:
+def _describe(exc: ValidationError) -> str:
     if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):
-        near = closest(exc.instance, _TYPES)
+        near = _ALIASES.get(exc.instance.lower()) or closest(exc.instance, _TYPES)
         guess = f" (did you mean '{near}'?)" if near else ""
         return f"'{exc.instance}' is not a JSON Schema type{guess}; use one of {', '.join(_TYPES)}"
     return exc.message

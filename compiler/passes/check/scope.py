@@ -97,7 +97,7 @@ def _input(ref: Reference, inputs: Mapping[str, InputSpec], owner: str) -> _Prob
     name = str(ref.path[1])
     if name in inputs:
         return None
-    hint = did_you_mean(name, inputs) or f"declare it under {owner}'s spec.inputs"
+    hint = did_you_mean(name, inputs) or f"declare it in the spec.inputs of {owner}"
     return "K4004", f"'inputs.{name}' is not an input of {owner}", hint
 
 
@@ -158,13 +158,35 @@ def _field(ref: Reference, start: int, schema: Any, what: str, code: str) -> _Pr
                 return None
             node = items
             continue
+        if _open_ended(node):
+            return None
         props = node.get("properties")
-        if not isinstance(props, dict):
-            return None if i > start else _no_field(ref, i, {}, what, code)
+        props = props if isinstance(props, dict) else {}
         if part not in props:
             return _no_field(ref, i, props, what, code)
         node = props[part]
     return None
+
+
+_COMPOSED = ("allOf", "anyOf", "oneOf", "$ref", "$dynamicRef", "if", "patternProperties")
+
+
+def _open_ended(schema: dict[str, Any]) -> bool:
+    """Whether fields beyond the declared ``properties`` can be known to exist.
+
+    Declared properties are taken as the whole truth (that is what catches typos), unless
+    the schema says otherwise: a schema for extra properties, composition, or no
+    ``properties`` at all on something that may be an object.
+    """
+    if any(key in schema for key in _COMPOSED):
+        return True
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and extra:
+        return True
+    if "properties" in schema or extra is False:
+        return False
+    kind = schema.get("type")
+    return kind is None or kind == "object" or (isinstance(kind, list) and "object" in kind)
 
 
 def _no_field(ref: Reference, i: int, props: Mapping[str, Any], what: str, code: str) -> _Problem:
