@@ -48,8 +48,22 @@ def inside(
 
 
 def _find_whole(line: str, needle: str, start: int) -> int:
-    """Where ``needle`` stands on its own (not inside a longer name or dotted path), else
-    where it first appears at all, else -1."""
-    pattern = r"(?<![\w.])" + re.escape(needle) + r"(?![\w.\[])"
-    match = re.compile(pattern).search(line, start)
-    return match.start() if match else line.find(needle, start)
+    """Where ``needle`` stands on its own (not inside a longer name or dotted path), inside
+    ``{{ }}`` or ``{% %}`` if it is there; else where it first appears at all; else -1."""
+    pattern = re.compile(r"(?<![\w.])" + re.escape(needle) + r"(?![\w.\[])")
+    whole = [m.start() for m in pattern.finditer(line, start)]
+    for at in whole if needle[:1].isalnum() or needle[:1] == "_" else ():
+        if _in_tag(line, at):  # a variable's name: the one in a tag, not the one in prose
+            return at
+    return whole[0] if whole else line.find(needle, start)
+
+
+def _in_tag(line: str, at: int) -> bool:
+    """Whether position ``at`` is inside a Jinja tag opened on this line (or before it)."""
+    before = line[:at]
+    opened = max(before.rfind("{{"), before.rfind("{%"))
+    closed = max(before.rfind("}}"), before.rfind("%}"))
+    if opened != closed:  # one of them was found
+        return opened > closed
+    after = re.search(r"\{\{|\{%|\}\}|%\}", line[at:])  # a tag opened on an earlier line?
+    return after is not None and after.group(0) in ("}}", "%}")

@@ -17,8 +17,13 @@ ENV_REF: Final = re.compile(r"\$\{env:([^}]*)\}")
 ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _SECRET_KEY = re.compile(
-    r"(^|_|-)(api_?key|apikey|token|access_?token|secret|secret_?key|password|passwd|"
-    r"private_?key|access_?key|client_?secret|authorization|credentials?)$",
+    r"(^|[_-])(api[_-]?key|token|secret|secret[_-]?key|password|passwd|pwd|private[_-]?key|"
+    r"access[_-]?key|client[_-]?secret|authorization|credentials?)$",
+    re.IGNORECASE,
+)
+_SHELL_VAR = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
+_URL_QUERY_SECRET = re.compile(
+    r"[?&](api[_-]?key|apikey|key|token|access[_-]?token|secret|password|sig)=([^&#\s]+)",
     re.IGNORECASE,
 )
 _URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:([^/\s@{}]+)@", re.IGNORECASE)
@@ -77,7 +82,15 @@ def literal_secret(key: str | None, text: str) -> LiteralSecret | None:
     if match and not ENV_REF.fullmatch(match.group(1)):
         env = f"{_env_name(key or 'url')}_PASSWORD".replace("URL_PASSWORD", "PASSWORD")
         return _found("this URL has a password in it", text, match.group(1), env)
-    if key is not None and _SECRET_KEY.search(key):
+    query = _URL_QUERY_SECRET.search(text)
+    if query and "://" in text and not query.group(2).startswith(("${env:", "{{")):
+        env = _env_name(query.group(1))
+        return _found(f"this URL carries a secret in '{query.group(1)}'", text, query.group(2), env)
+    shell = _SHELL_VAR.match(text.strip())
+    if shell:
+        why = f"'{text.strip()}' is a shell variable, which kiln does not expand"
+        return _found(why, text, text.strip(), shell.group(1))
+    if key is not None and _SECRET_KEY.search(_snake(key)):
         stripped = ENV_REF.sub("", text).strip()
         secret = re.sub(r"^(bearer|basic|token)\b\s*", "", stripped, flags=re.IGNORECASE)
         if secret.lower() in _NOT_SECRET_VALUES or "{{" in stripped:
@@ -89,6 +102,11 @@ def literal_secret(key: str | None, text: str) -> LiteralSecret | None:
 
 def _found(why: str, text: str, secret: str, env: str) -> LiteralSecret:
     return LiteralSecret(why, secret, text.replace(secret, "${env:" + env + "}", 1))
+
+
+def _snake(key: str) -> str:
+    """``apiKey`` and ``X-Api-Key`` to ``api_Key``, ``X-Api-Key``: words split for matching."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key)
 
 
 def _env_name(key: str) -> str:

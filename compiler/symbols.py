@@ -22,12 +22,28 @@ class SpecEntry:
     model: SpecModel
     doc: Document = field(compare=False, repr=False)
     origin: Origin = "user"
-    #: validated only after dropping invalid parts (already reported): resolve it, check less
-    salvaged: bool = False
+    #: paths dropped to make the document valid (their errors are already reported): such
+    #: a spec is still resolved, and checks skip only what a dropped field could change
+    dropped: tuple[DataPath, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
+
+    @property
+    def salvaged(self) -> bool:
+        return bool(self.dropped)
+
+    def lost(self, *prefix: str | int) -> bool:
+        """Whether validation dropped ``prefix``, something inside it, or an item of a list
+        on the way to it (which shifts the indices after it)."""
+        for path in self.dropped:
+            common = min(len(path), len(prefix))
+            if path[:common] == prefix[:common]:
+                return True
+            if isinstance(path[-1], int) and path[:-1] == prefix[: len(path) - 1]:
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
+
+from compiler.diagnostics.suggest import closest
 
 RefPath = tuple[str | int, ...]
 
@@ -39,6 +42,8 @@ class ParsedTemplate:
 class TemplateError:
     message: str
     lineno: int
+    near: str = ""  #: text on that line to point at, when known
+    hint: str | None = None
 
 
 @functools.cache
@@ -54,12 +59,46 @@ def parse(source: str) -> ParsedTemplate | TemplateError:
     env = environment()
     try:
         ast = env.parse(source)
+        problem = _unsupported(ast, env)
+        if problem is not None:
+            return problem
+        free = meta.find_undeclared_variables(ast) - set(env.globals)
     except TemplateSyntaxError as exc:
-        return TemplateError(exc.message or "invalid template", exc.lineno or 1)
-    free = meta.find_undeclared_variables(ast) - set(env.globals)
+        line, near = _block_line(source, exc)
+        return TemplateError(exc.message or "invalid template", line, near)
     refs: list[Reference] = []
     _collect(ast, free, refs)
     return ParsedTemplate(source, tuple(refs))
+
+
+_UNCLOSED = re.compile(r"innermost block that needs to be closed is '(\w+)'")
+
+
+def _block_line(source: str, exc: TemplateSyntaxError) -> tuple[int, str]:
+    """The line to blame: for an unclosed block, the line of the last block of that kind
+    opened (Jinja blames the end of the template), else Jinja's own line."""
+    match = _UNCLOSED.search(exc.message or "")
+    if match:
+        opened = list(re.finditer(r"\{%-?\s*" + match.group(1) + r"\b", source))
+        if opened:
+            return source.count("\n", 0, opened[-1].start()) + 1, opened[-1].group(0)
+    return exc.lineno or 1, ""
+
+
+def _unsupported(ast: nodes.Template, env: SandboxedEnvironment) -> TemplateError | None:
+    """Unknown filters and tests, and includes, which would only fail when rendered."""
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        if node.name not in known:
+            what = "filter" if isinstance(node, nodes.Filter) else "test"
+            near = closest(node.name, known)
+            hint = f"did you mean '{near}'?" if near else f"see Jinja2's list of built-in {what}s"
+            return TemplateError(f"unknown {what} '{node.name}'", node.lineno, node.name, hint)
+    for stmt in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        return TemplateError(
+            "templates cannot include, import or extend other templates", stmt.lineno, "{%"
+        )
+    return None
 
 
 def _collect(node: nodes.Node, free: set[str], out: list[Reference]) -> None:

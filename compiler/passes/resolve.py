@@ -65,7 +65,7 @@ def _missing(
             code,
             f"{entry.kind} '{entry.name}' refers to unknown {what} '{name}'",
             entry.doc.locate(path),
-            did_you_mean(name, pool) or f"define a {what} named '{name}'",
+            did_you_mean(name, pool) or f"define {_article(what)} {what} named '{name}'",
         )
 
 
@@ -146,3 +146,7 @@ def _task_deps(
                     found.append(str(ref.path[1]))
         deps[task.name] = tuple(sorted(found))
     return deps
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

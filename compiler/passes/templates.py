@@ -44,13 +44,14 @@ def templates(specs: Specs, files: Mapping[str, str]) -> tuple[Templates, tuple[
         for path, source in template_sites(entry):
             result = parse(source)
             if isinstance(result, TemplateError):
-                span = inside(entry.doc, files, path, result.lineno, ("{{", "{%"))
+                span = inside(entry.doc, files, path, result.lineno, (result.near, "{{", "{%"))
                 diags.append(
                     error(
                         "K4003",
-                        f"template does not parse: {result.message}",
+                        f"template error: {result.message}",
                         span,
-                        "templates are Jinja2: {{ inputs.name }} for values, "
+                        result.hint
+                        or "templates are Jinja2: {{ inputs.name }} for values, "
                         "{% if %}...{% endif %} for logic",
                     )
                 )

@@ -66,7 +66,7 @@ def _validate_document(
     model_cls = KINDS[kind]
     if not header_ok:  # a wrong apiVersion: still check the rest, to report it all at once
         data = {**data, "apiVersion": API_VERSION}
-    salvaged = False
+    dropped: tuple[DataPath, ...] = ()
     try:
         model = model_cls.model_validate(data)
     except ValidationError as exc:
@@ -74,38 +74,47 @@ def _validate_document(
         pruned = _salvage(model_cls, data, exc)
         if pruned is None:
             return None
-        model, salvaged = pruned, True
+        model, dropped = pruned
     return SpecEntry(
         kind=model.kind,
         name=model.metadata.name,
         model=model,
         doc=doc,
         origin=origin,
-        salvaged=salvaged,
+        dropped=dropped,
     )
 
 
 def _salvage(
     model_cls: type[SpecModel], data: dict[str, Any], exc: ValidationError
-) -> SpecModel | None:
+) -> tuple[SpecModel, tuple[DataPath, ...]] | None:
     """The document with its invalid parts dropped, when what is left is still a valid spec.
 
     A salvaged spec takes part in name resolution, so a document with a typo in one field
     still gets its dangling references reported in the same run; checks that a dropped
-    field would make misleading (template scope, unused specs) skip salvaged specs.
+    field would make misleading skip what was dropped (see ``SpecEntry.lost``).
     """
     pruned = copy.deepcopy(data)
+    dropped: list[DataPath] = []
     for _ in range(3):
         paths = sorted({_data_path(pruned, tuple(e["loc"]))[0] for e in exc.errors()}, reverse=True)
-        if not paths or any(p[:1] != ("spec",) or len(p) < 2 for p in paths):
-            return None  # the header or metadata is broken: nothing to salvage
+        if not paths or not all(_droppable(p) for p in paths):
+            return None  # the header or the name is broken: nothing to salvage
         for path in paths:
             _delete(pruned, path)
+        dropped += paths
         try:
-            return model_cls.model_validate(pruned)
+            return model_cls.model_validate(pruned), tuple(dropped)
         except ValidationError as again:
             exc = again
     return None
+
+
+def _droppable(path: DataPath) -> bool:
+    """Whether a document is still itself without ``path``: not its header or its name."""
+    if len(path) < 2 or path[0] not in ("spec", "metadata"):
+        return False
+    return path[:2] != ("metadata", "name")
 
 
 def _delete(data: Any, path: DataPath) -> None:
@@ -152,8 +161,11 @@ def _translate(
     exc: ValidationError, doc: Document, text: str, model_cls: type[BaseModel]
 ) -> Iterator[Diagnostic]:
     kind = model_cls.__name__
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors:
         loc = tuple(err["loc"])
+        if err["type"] == "too_short" and _items_failed(loc, errors):
+            continue  # the list is empty only because its items were invalid (reported)
         etype = err["type"]
         path, is_key = _data_path(doc.data, loc, leaf=etype in ("missing", "extra_forbidden"))
         where = _dotted(path)
@@ -215,6 +227,11 @@ _PLAIN = {
 _ENTRYPOINT_HINT = "write module:function, such as my_tools.search:run"
 
 
+def _items_failed(loc: tuple[Any, ...], errors: list[Any]) -> bool:
+    """Whether other errors sit inside the list at ``loc`` (items that were rejected)."""
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
+
+
 def _message(err: Any) -> str:
     etype = err["type"]
     ctx = err.get("ctx") or {}
@@ -247,6 +264,9 @@ def _hint(err: Any, written: str) -> str | None:
     if isinstance(value, bool) and etype == "string_type":
         if written.lower() in _YAML_BOOLS:
             return f"YAML reads an unquoted {written} as {str(value).lower()}: quote it"
+    if isinstance(value, int | float) and etype == "string_type":
+        shown = written or str(value)
+        return f"YAML reads an unquoted {shown} as a number: quote it, '{shown}'"
     if value is None and etype in _PLAIN:
         return "YAML reads an empty value as null: give it a value, or remove the key"
     if etype == "literal_error":

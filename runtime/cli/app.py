@@ -33,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kiln", description="Compile and run declarative agent specs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def with_paths(sub: argparse.ArgumentParser) -> None:
+    def with_paths(
+        sub: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")
+    ) -> None:
         sub.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
         sub.add_argument(
-            "--format", choices=("text", "json"), default="text", help="diagnostics format"
+            "--format", "--as", choices=formats, default=formats[0], help="output format"
         )
         sub.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
@@ -51,11 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="print reach and worst-case bounds"
     )
     graph = commands.add_parser("graph", help="draw the lowered execution graph")
-    with_paths(graph)
-    graph.set_defaults(format="text")
-    graph.add_argument(
-        "--graph-format", "--as", dest="graph_format", choices=("mermaid", "dot"), default="mermaid"
-    )
+    with_paths(graph, ("mermaid", "dot"))
     graph.add_argument("--crew", help="only this crew's graph")
     graph.add_argument("--agent", help="only this agent's graph")
     graph.add_argument("-o", "--output", metavar="FILE")
@@ -71,7 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    args_list = _graph_format_alias(args_list)
     try:
         args = build_parser().parse_args(args_list)
     except SystemExit as exc:
@@ -81,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("KILN_DEBUG"):
             raise
@@ -90,21 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-
-
-def _graph_format_alias(argv: list[str]) -> list[str]:
-    """``kiln graph --format mermaid|dot``: the issue's spelling, mapped to --graph-format."""
-    if argv[:1] != ["graph"]:
-        return argv
-    out: list[str] = []
-    for i, arg in enumerate(argv):
-        if arg == "--format" and i + 1 < len(argv) and argv[i + 1] in ("mermaid", "dot"):
-            out.append("--graph-format")
-        elif arg.startswith("--format=") and arg.split("=", 1)[1] in ("mermaid", "dot"):
-            out.append("--graph-format=" + arg.split("=", 1)[1])
-        else:
-            out.append(arg)
-    return out
 
 
 def _report(result: Compilation, args: argparse.Namespace) -> None:
@@ -183,7 +169,7 @@ def _graph(args: argparse.Namespace) -> int:
                 hint = did_you_mean(wanted, names) or "none are defined"
                 print(f"kiln: error: no {kind.lower()} named '{wanted}'; {hint}", file=sys.stderr)
                 return EXIT_USAGE
-    text = (mermaid if args.graph_format == "mermaid" else dot)(graphs)
+    text = (mermaid if args.format == "mermaid" else dot)(graphs)
     if args.output:
         if not _write(Path(args.output), text):
             return EXIT_ERRORS
@@ -219,18 +205,40 @@ def read_plan(path: Path) -> tuple[dict[str, Any], str | None]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return {}, f"{path} is not a JSON plan: {exc}"
     if not isinstance(data, dict) or "kiln_plan" not in data:
-        return (
-            {},
-            f"{path} is not a kiln plan (no 'kiln_plan' key): make one with 'kiln compile -o'",
-        )
+        problem: str | None = "no 'kiln_plan' key"
+    else:
+        problem = _plan_shape(data)
+    if problem is not None:
+        return {}, f"{path} is not a kiln plan ({problem}): make one with 'kiln compile -o'"
     return data, None
+
+
+def _plan_shape(data: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a plan's data, if anything (enough for plan diff)."""
+    for key in ("specs", "graphs", "analysis"):
+        section = data.get(key, {})
+        if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+            return f"'{key}' is not a mapping of mappings"
+    for name, graph in data.get("graphs", {}).items():
+        nodes, edges = graph.get("nodes", {}), graph.get("edges", [])
+        if not isinstance(nodes, dict) or not all(isinstance(n, dict) for n in nodes.values()):
+            return f"graph '{name}' has malformed nodes"
+        if not isinstance(edges, list) or not all(
+            isinstance(e, dict) and {"source", "target", "kind"} <= set(e) for e in edges
+        ):
+            return f"graph '{name}' has malformed edges"
+    return None
 
 
 def _write(path: Path, text: str) -> bool:
     try:
         write_atomic(path, text)
     except OSError as exc:
-        print(f"kiln: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path)
+            reason = f"{blocker} is a file, not a directory"
+        print(f"kiln: error: cannot write {path}: {reason}", file=sys.stderr)
         return False
     return True
 

@@ -28,6 +28,8 @@ class Document:
     spans: Mapping[DataPath, Span] = field(repr=False)
     key_spans: Mapping[DataPath, Span] = field(repr=False)
     styles: Mapping[DataPath, str] = field(repr=False)
+    #: a mapping had a key twice (an error): which value was meant is unknown
+    ambiguous: bool = False
 
     @property
     def span(self) -> Span:

@@ -132,6 +132,7 @@ class _Composer:
         self.styles: dict[DataPath, str] = {}
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.nodes = 0
+        self.ambiguous = False
         try:
             root, _ = self._compose_document(events)
         except _Abort:
@@ -150,6 +151,7 @@ class _Composer:
                 spans=self.spans,
                 key_spans=self.key_spans,
                 styles=self.styles,
+                ambiguous=self.ambiguous,
             )
         )
 
@@ -302,6 +304,7 @@ class _Composer:
             return
         first = frame.explicit_keys.get(key)
         if first is not None:
+            self.ambiguous = True
             self._issue(
                 "K1007",
                 f"duplicate key {key!r} (first defined at line {first.line})",
@@ -352,12 +355,59 @@ def load_text(
         span = Span.point(path, line, col)
         if "maximum nesting depth" in problem:  # libyaml's own guard, past ours
             issue = LoadIssue("K1005", f"nesting deeper than {limits.max_depth} levels", span)
+        elif _tab_near(text, line, col):
+            issue = LoadIssue(
+                "K1003",
+                "YAML syntax error: a tab is used for indentation",
+                _tab_span(path, text, line),
+                "YAML indentation must use spaces, not tabs",
+            )
         else:
             issue = LoadIssue("K1003", f"YAML syntax error: {problem}", span, _yaml_hint(problem))
         composer.issues.append(issue)
+    except yaml.reader.ReaderError as exc:
+        composer.issues.append(_bad_character(path, text, exc))
     except yaml.YAMLError as exc:
         composer.issues.append(LoadIssue("K1003", f"YAML error: {exc}", Span.point(path)))
     return composer.documents, composer.issues
+
+
+def _tab_near(text: str, line: int, col: int) -> bool:
+    """Whether the error sits where a tab indents the line (or the line before it)."""
+    lines = text.splitlines()
+    for number in (line, line - 1):
+        if 1 <= number <= len(lines):
+            row = lines[number - 1]
+            indent = row[: len(row) - len(row.lstrip(" \t"))]
+            if "\t" in indent:
+                return True
+    return False
+
+
+def _tab_span(path: str, text: str, line: int) -> Span:
+    lines = text.splitlines()
+    for number in (line, line - 1):
+        if 1 <= number <= len(lines):
+            row = lines[number - 1]
+            indent = row[: len(row) - len(row.lstrip(" \t"))]
+            if "\t" in indent:
+                return Span.point(path, number, indent.index("\t") + 1)
+    return Span.point(path, line)
+
+
+def _bad_character(path: str, text: str, exc: yaml.reader.ReaderError) -> LoadIssue:
+    """A character YAML does not allow (NUL, most control characters), at its place."""
+    position = max(0, min(int(exc.position), len(text)))
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = exc.character
+    code = ord(char) if isinstance(char, str) else int(char)
+    return LoadIssue(
+        "K1003",
+        f"the control character U+{code:04X} is not allowed in YAML",
+        Span.point(path, line, col),
+        "remove it; inside a double-quoted string it can be written as an escape such as \\t",
+    )
 
 
 def _yaml_hint(problem: str) -> str | None:
@@ -389,7 +439,9 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadIssue]]:
                 for p in path.rglob("*")
                 if p.suffix in (".yaml", ".yml")
                 and p.is_file()
-                and not any(part in _SKIP_DIRS for part in p.relative_to(path).parts)
+                and not any(
+                    part in _SKIP_DIRS or part.startswith(".") for part in p.relative_to(path).parts
+                )
             )
             if not inside:
                 issues.append(
@@ -403,6 +455,15 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadIssue]]:
             found.extend(inside)
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            issues.append(
+                LoadIssue(
+                    "K1001",
+                    f"{path} is not a regular file or a folder",
+                    Span.point(str(path)),
+                    "give the spec files or the folders that hold them",
+                )
+            )
         else:
             issues.append(
                 LoadIssue("K1001", f"no such file or folder: {path}", Span.point(str(path)))
@@ -452,6 +513,15 @@ def load_paths(paths: Iterable[str | Path], limits: Limits = DEFAULT_LIMITS) -> 
         assert text is not None
         sources.append(SourceFile(str(path), text))
         docs, found = load_text(text, str(path), limits)
+        if not docs and not found:
+            found.append(
+                LoadIssue(
+                    "K5004",
+                    "this file holds no spec (it is empty, or only comments)",
+                    Span.point(str(path)),
+                    "write a spec in it, or delete it",
+                )
+            )
         documents.extend(docs)
         issues.extend(found)
     return LoadResult(tuple(sources), tuple(documents), tuple(issues))

@@ -13,7 +13,7 @@ from specs.source import DataPath
 def check_process(program: Program) -> Iterator[Diagnostic]:
     for name, entry in program.crews.items():
         yield from _crew(entry, program.task_deps.get(name, {}))
-        if not entry.salvaged:
+        if not entry.lost("spec", "inputs"):
             yield from _inputs(entry, program)
 
 

@@ -51,16 +51,62 @@ def _schema_problems(text: str) -> tuple[tuple[DataPath, str], ...]:
     projects repeat the same small schemas many times)."""
     from jsonschema import Draft202012Validator  # imported here: it costs ~80 ms at start-up
 
-    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    meta = Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    schema = json.loads(text)
     found: dict[DataPath, str] = {}
     try:
-        for exc in meta.iter_errors(json.loads(text)):
+        for exc in meta.iter_errors(schema):
             best = _deepest(exc)
             where: DataPath = tuple(p for p in best.path if isinstance(p, str | int))
             found.setdefault(where, _describe(best))
-    except Exception as exc:  # noqa: BLE001 - a malformed $ref can make jsonschema itself fail
+    except Exception as exc:  # noqa: BLE001 - jsonschema itself can fail on odd input
         return (((), str(exc)),)
+    refs = list(_refs(schema, "$ref"))
+    anchors = {"#" + name for _, name in _refs(schema, "$anchor")}
+    for where, ref in refs:
+        if ref in anchors:
+            continue
+        if not ref.startswith("#"):
+            found.setdefault(where, f"$ref '{ref}' is not local: kiln never fetches schemas")
+        elif _pointer(schema, ref[1:]) is _MISSING:
+            found.setdefault(where, f"$ref '{ref}' points at nothing in this schema")
     return tuple(sorted(found.items(), key=lambda item: [str(p) for p in item[0]]))
+
+
+_MISSING = object()
+
+
+def _refs(node: Any, keyword: str, path: DataPath = ()) -> Iterator[tuple[DataPath, str]]:
+    """Every string value of ``keyword`` (``$ref``, ``$anchor``) in a schema, with its path."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == keyword and isinstance(value, str):
+                yield (*path, key), value
+            else:
+                yield from _refs(value, keyword, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _refs(value, keyword, (*path, i))
+
+
+def _pointer(document: Any, pointer: str) -> Any:
+    """What a JSON Pointer (RFC 6901, without the leading '#') names, or ``_MISSING``."""
+    if pointer == "":
+        return document
+    if not pointer.startswith("/"):
+        return _MISSING  # an anchor name ('#foo') that no $anchor defines
+    node = document
+    for raw in pointer[1:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
 
 
 def _deepest(exc: ValidationError) -> ValidationError:

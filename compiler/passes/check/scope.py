@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.diagnostics import Diagnostic, did_you_mean, error
+from compiler.diagnostics import Diagnostic, closest, did_you_mean, error
 from compiler.graphs import descendants
 from compiler.locate import inside
 from compiler.symbols import Program, SpecEntry
@@ -34,7 +34,7 @@ def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnost
     closures = {name: descendants(deps) for name, deps in program.task_deps.items()}
     for site, parsed in program.templates.items():
         entry = _entry(program, site.spec)
-        if entry is None or entry.origin != "user" or entry.salvaged:
+        if entry is None or entry.origin != "user" or _unsure(entry, site.path):
             continue
         here = _Site(entry, site.path)
         for ref in parsed.references:
@@ -45,6 +45,22 @@ def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnost
             needles = (ref.dotted, *(str(p) for p in reversed(ref.path)))
             span = inside(entry.doc, files, site.path, ref.lineno, needles)
             yield error(code, message, span, hint)
+
+
+def _unsure(entry: SpecEntry, path: tuple[str | int, ...]) -> bool:
+    """Whether a template's scope may be wrong because validation dropped part of its spec."""
+    if not entry.salvaged:
+        return False
+    if entry.lost(*path) or entry.lost("spec", "inputs"):
+        return True
+    if entry.kind == "Tool":
+        return entry.lost("spec", "input_schema")
+    if entry.kind == "Crew":  # dropped tasks or dependencies change what a prompt may read
+        return any(p[:2] == ("spec", "tasks") and len(p) <= 3 for p in entry.dropped) or any(
+            len(p) > 3 and p[:2] == ("spec", "tasks") and p[3] in ("depends_on", "output_schema")
+            for p in entry.dropped
+        )
+    return False
 
 
 def _entry(program: Program, key: str) -> SpecEntry | None:
@@ -63,13 +79,13 @@ def _judge(
     root = str(ref.path[0])
     if isinstance(model, Agent):
         if root != "inputs":
-            return _unknown_root(ref, ("inputs",))
+            return _unknown_root(ref, ("inputs",), model.spec.inputs)
         return _input(ref, model.spec.inputs, f"agent '{model.metadata.name}'")
     if isinstance(model, Crew):
         if root == "inputs":
             return _input(ref, model.spec.inputs, f"crew '{model.metadata.name}'")
         if root != "tasks":
-            return _unknown_root(ref, ("inputs", "tasks"))
+            return _unknown_root(ref, ("inputs", "tasks"), model.spec.inputs)
         task_name = str(model.spec.tasks[int(site.path[2])].name)
         reach = closures.get(model.metadata.name, {}).get(task_name, set())
         return _task_ref(program, model, task_name, reach, ref)
@@ -82,12 +98,20 @@ def _judge(
     return None
 
 
-def _unknown_root(ref: Reference, scope: tuple[str, ...]) -> _Problem:
+def _unknown_root(
+    ref: Reference, scope: tuple[str, ...], inputs: Mapping[str, InputSpec] | None = None
+) -> _Problem:
     name = str(ref.path[0])
+    if inputs and name in inputs:
+        hint: str | None = f"did you mean 'inputs.{name}'?"
+    elif inputs and (near := closest(name, inputs)):
+        hint = f"did you mean 'inputs.{near}'?"
+    else:
+        hint = did_you_mean(name, scope)
     return (
         "K4004",
         f"'{name}' is undefined here: this template can read {', '.join(scope)}",
-        did_you_mean(name, scope),
+        hint,
     )
 
 
@@ -131,7 +155,7 @@ def _task_ref(
     task = tasks[other]
     schema = task.output_schema
     if schema is None and task.agent in program.agents:
-        if program.agents[task.agent].salvaged:
+        if program.agents[task.agent].lost("spec", "output_schema"):
             return None  # its output_schema may be what was dropped
         schema = program.agent(task.agent).spec.output_schema
     if schema is None:

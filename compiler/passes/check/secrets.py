@@ -31,7 +31,9 @@ def check_secrets(program: Program, files: Mapping[str, str]) -> Iterator[Diagno
                 yield error(
                     "K4008",
                     f"{found.why}; secrets must not be written in specs",
-                    inside(entry.doc, files, path, line, (found.secret,)),
+                    entry.doc.locate(path)
+                    if found.secret == text.strip()  # the whole value: point at it as written
+                    else inside(entry.doc, files, path, line, (found.secret,)),
                     f"read it from the environment: {key or 'value'}: {fixed}"
                     if fixed
                     else "replace it with an environment reference such as ${env:API_KEY}",

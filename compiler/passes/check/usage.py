@@ -10,7 +10,8 @@ from compiler.symbols import Program
 
 
 def check_usage(program: Program) -> Iterator[Diagnostic]:
-    if any(e.salvaged for g in (program.agents, program.crews) for e in g.values()):
+    users = [e for g in (program.agents, program.crews) for e in g.values()]
+    if any(e.lost("spec", f) for e in users for f in ("tools", "tool_discovery", "memory")):
         return  # a dropped field may have been the one that used them
     used_tools: set[str] = set()
     used_policies: set[str] = set()
@@ -28,7 +29,7 @@ def check_usage(program: Program) -> Iterator[Diagnostic]:
             used_policies.add(memory)
     for name, entry in program.tools.items():
         tool = program.tool(name)
-        if entry.origin != "user" or name in used_tools:
+        if entry.origin != "user" or name in used_tools or entry.doc.ambiguous:
             continue
         if any(discoverable(labels, tool) for labels in filters):
             continue
@@ -39,7 +40,7 @@ def check_usage(program: Program) -> Iterator[Diagnostic]:
             "list it in an agent's spec.tools, enable tool_discovery, or delete it",
         )
     for name, entry in program.policies.items():
-        if entry.origin == "user" and name not in used_policies:
+        if entry.origin == "user" and name not in used_policies and not entry.doc.ambiguous:
             yield error(
                 "K5002",
                 f"memory policy '{name}' is not used by any agent or crew",

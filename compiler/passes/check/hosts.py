@@ -1,0 +1,43 @@
+"""HTTP tools only call the hosts they allow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
+
+from compiler.diagnostics import Diagnostic, error
+from compiler.symbols import Program
+from specs.tool import HttpExecutor
+
+
+def check_hosts(program: Program) -> Iterator[Diagnostic]:
+    """A URL whose host is written out (not templated) must match ``allow_hosts`` when the
+    tool has one; templated hosts are checked by the runtime on each call."""
+    for name, entry in program.tools.items():
+        executor = program.tool(name).spec.executor
+        if entry.origin != "user" or not isinstance(executor, HttpExecutor):
+            continue
+        if not executor.allow_hosts:
+            continue
+        host = _static_host(executor.url)
+        if host is None or any(fnmatch(host, pattern) for pattern in executor.allow_hosts):
+            continue
+        yield error(
+            "K4012",
+            f"tool '{name}' calls host '{host}', which its allow_hosts does not include",
+            entry.doc.locate(("spec", "executor", "url")),
+            f"add '{host}' to allow_hosts ({', '.join(executor.allow_hosts)}), or fix the URL",
+        )
+
+
+def _static_host(url: str) -> str | None:
+    """The URL's host when it is written out, ``None`` when a template makes it."""
+    head = url.split("{", 1)[0]
+    _, sep, rest = head.partition("://")
+    if not sep or ("{" in url and not any(c in rest for c in "/?#")):
+        return None
+    try:
+        return urlsplit(head).hostname
+    except ValueError:
+        return None
