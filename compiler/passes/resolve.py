@@ -102,7 +102,8 @@ def _crew_refs(entry: SpecEntry, names: Mapping[str, set[str]]) -> Iterable[Diag
                 "K3001",
                 f"duplicate task name '{task.name}' in crew '{crew.metadata.name}'",
                 entry.doc.locate(("spec", "tasks", i, "name")),
-                f"task {tasks[task.name] + 1} already has this name",
+                f"the first task with this name is at line "
+                f"{entry.doc.locate(('spec', 'tasks', tasks[task.name], 'name')).line}",
             )
         tasks.setdefault(task.name, i)
         yield from _missing(

@@ -176,7 +176,7 @@ def _translate(
                 "K2003",
                 f"unknown key '{key}' in {kind} {_dotted(path[:-1]) or 'document'}",
                 doc.locate(path, key=True),
-                did_you_mean(key, allowed) if allowed else None,
+                _key_hint(key, allowed),
             )
         elif etype in ("missing", "union_tag_not_found"):
             field = str(loc[-1]) if etype == "missing" else err["ctx"]["discriminator"].strip("'")
@@ -225,6 +225,15 @@ _PLAIN = {
     "finite_number": "expected a finite number",
 }
 _ENTRYPOINT_HINT = "write module:function, such as my_tools.search:run"
+
+
+def _key_hint(key: str, allowed: list[str]) -> str | None:
+    if not allowed:
+        return None
+    near = closest(key, allowed)
+    if near is not None:
+        return f"did you mean '{near}'?"
+    return "the keys allowed here are: " + ", ".join(sorted(allowed))
 
 
 def _items_failed(loc: tuple[Any, ...], errors: list[Any]) -> bool:
