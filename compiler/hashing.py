@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
+from compiler.symbols import Program
 from specs import SpecModel
 
 
@@ -31,3 +33,21 @@ def spec_data(model: SpecModel) -> dict[str, Any]:
 
 def spec_hash(model: SpecModel) -> str:
     return digest(spec_data(model))
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A spec's canonical data and its hash, computed once per compile."""
+
+    data: dict[str, Any]
+    hash: str
+
+
+def fingerprints(program: Program) -> dict[str, Fingerprint]:
+    """``Kind/name`` to fingerprint, for every spec of the program."""
+    out: dict[str, Fingerprint] = {}
+    for group in (program.agents, program.tools, program.policies, program.crews):
+        for entry in group.values():
+            data = spec_data(entry.model)
+            out[entry.key] = Fingerprint(data, digest(data))
+    return out

@@ -6,7 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.diagnostics.suggest import closest
@@ -59,16 +59,45 @@ def parse(source: str) -> ParsedTemplate | TemplateError:
     env = environment()
     try:
         ast = env.parse(source)
-        problem = _unsupported(ast, env)
-        if problem is not None:
-            return problem
-        free = meta.find_undeclared_variables(ast) - set(env.globals)
     except TemplateSyntaxError as exc:
         line, near = _block_line(source, exc)
         return TemplateError(exc.message or "invalid template", line, near)
+    every = _nodes(ast)
+    problem = _unsupported(every, env)
+    if problem is not None:
+        return problem
     refs: list[Reference] = []
-    _collect(ast, free, refs)
+    _collect(ast, _free_names(every, env), refs)
     return ParsedTemplate(source, tuple(refs))
+
+
+#: names Jinja defines itself inside loops, macros and call blocks
+_IMPLICIT = frozenset({"loop", "caller", "varargs", "kwargs", "self", "super"})
+
+
+def _nodes(ast: nodes.Template) -> list[nodes.Node]:
+    """Every node of a template, in one walk."""
+    out: list[nodes.Node] = []
+    todo: list[nodes.Node] = [ast]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        todo.extend(node.iter_child_nodes())
+    return out
+
+
+def _free_names(every: list[nodes.Node], env: SandboxedEnvironment) -> set[str]:
+    """Names read but never set in the template (by for, set, with, macro parameters).
+
+    Coarser than Jinja's own scoping (a name set anywhere counts as set everywhere), and far
+    cheaper: this is only used to tell the template's inputs from its own variables.
+    """
+    loaded: set[str] = set()
+    stored: set[str] = set(_IMPLICIT) | set(env.globals)
+    for node in every:
+        if isinstance(node, nodes.Name):
+            (loaded if node.ctx == "load" else stored).add(node.name)
+    return loaded - stored
 
 
 _UNCLOSED = re.compile(r"innermost block that needs to be closed is '(\w+)'")
@@ -85,19 +114,24 @@ def _block_line(source: str, exc: TemplateSyntaxError) -> tuple[int, str]:
     return exc.lineno or 1, ""
 
 
-def _unsupported(ast: nodes.Template, env: SandboxedEnvironment) -> TemplateError | None:
+_INCLUDES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+def _unsupported(every: list[nodes.Node], env: SandboxedEnvironment) -> TemplateError | None:
     """Unknown filters and tests, and includes, which would only fail when rendered."""
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        known = env.filters if isinstance(node, nodes.Filter) else env.tests
-        if node.name not in known:
+    for node in sorted(every, key=lambda n: n.lineno):
+        if isinstance(node, nodes.Filter | nodes.Test):
+            known = env.filters if isinstance(node, nodes.Filter) else env.tests
+            if node.name in known:
+                continue
             what = "filter" if isinstance(node, nodes.Filter) else "test"
             near = closest(node.name, known)
             hint = f"did you mean '{near}'?" if near else f"see Jinja2's list of built-in {what}s"
             return TemplateError(f"unknown {what} '{node.name}'", node.lineno, node.name, hint)
-    for stmt in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-        return TemplateError(
-            "templates cannot include, import or extend other templates", stmt.lineno, "{%"
-        )
+        if isinstance(node, _INCLUDES):
+            return TemplateError(
+                "templates cannot include, import or extend other templates", node.lineno, "{%"
+            )
     return None
 
 

@@ -102,12 +102,23 @@ def analyze(program: Program) -> dict[str, Reach]:
 class _Analyzer:
     def __init__(self, program: Program) -> None:
         self.program = program
+        self._secrets: dict[str, set[str]] = {}
         self.agent = functools.cache(self._agent)
 
     def _secrets_of(self, kind: str, name: str) -> set[str]:
-        group = {"Agent": self.program.agents, "Tool": self.program.tools}.get(kind)
-        entry = (group or self.program.policies).get(name)
-        return env_names(entry.doc.data) if entry is not None else set()
+        """The secrets one spec reads itself (cached: tools are shared by many agents)."""
+        key = f"{kind}/{name}"
+        if key not in self._secrets:
+            program = self.program
+            group = {
+                "Agent": program.agents,
+                "Tool": program.tools,
+                "MemoryPolicy": program.policies,
+                "Crew": program.crews,
+            }[kind]
+            entry = group.get(name)
+            self._secrets[key] = env_names(entry.doc.data) if entry is not None else set()
+        return set(self._secrets[key])
 
     def _agent(self, name: str) -> Reach:
         spec = self.program.agent(name).spec

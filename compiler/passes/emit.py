@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from compiler.hashing import digest, spec_data, spec_hash
+from compiler.hashing import Fingerprint, digest
 from compiler.ir import Graph
 from compiler.passes.analyze import Reach
 from compiler.symbols import Program
@@ -19,25 +19,28 @@ from compiler.symbols import Program
 PLAN_VERSION: Final = 1
 
 
-def emit(program: Program, graphs: tuple[Graph, ...], reach: Mapping[str, Reach]) -> dict[str, Any]:
+def emit(
+    program: Program,
+    prints: Mapping[str, Fingerprint],
+    graphs: tuple[Graph, ...],
+    reach: Mapping[str, Reach],
+) -> dict[str, Any]:
     used = {n.spec for g in graphs for n in g.nodes if n.spec is not None}
     specs: dict[str, Any] = {}
     for group in (program.agents, program.tools, program.policies, program.crews):
         for entry in group.values():
             if entry.origin == "user" or entry.key in used:
-                specs[entry.key] = {
-                    "hash": spec_hash(entry.model),
-                    "origin": entry.origin,
-                    "spec": spec_data(entry.model),
-                }
+                fp = prints[entry.key]
+                specs[entry.key] = {"hash": fp.hash, "origin": entry.origin, "spec": fp.data}
     body: dict[str, Any] = {
         "kiln_plan": PLAN_VERSION,
         "specs": specs,
         "graphs": {g.name: g.as_json() for g in graphs},
         "analysis": {name: r.as_json() for name, r in reach.items()},
     }
-    body = json.loads(json.dumps(body))  # plain JSON types only: tuples become lists
-    return {**body, "plan_hash": digest(body)}
+    # each spec's data is already digested into its hash: hash the hashes, not the data again
+    summary = {k: {"hash": v["hash"], "origin": v["origin"]} for k, v in specs.items()}
+    return {**body, "plan_hash": digest({**body, "specs": summary})}
 
 
 def dumps(plan: Mapping[str, Any]) -> str:

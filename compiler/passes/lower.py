@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from compiler.graphs import generations
-from compiler.hashing import spec_hash
+from compiler.hashing import Fingerprint
 from compiler.ir import Binding, Edge, EdgeKind, Graph, Node, NodeKind
 from compiler.reach import tools_of
 from compiler.symbols import Program, SpecEntry, TemplateSite
@@ -15,13 +15,9 @@ from specs import Crew
 from specs.source import Span
 
 
-def lower(program: Program) -> tuple[Graph, ...]:
+def lower(program: Program, prints: Mapping[str, Fingerprint]) -> tuple[Graph, ...]:
     """One graph per agent and per crew, sorted by name."""
-    hashes = {
-        e.key: spec_hash(e.model)
-        for group in (program.agents, program.tools, program.policies, program.crews)
-        for e in group.values()
-    }
+    hashes = {key: fp.hash for key, fp in prints.items()}
     graphs = [_agent_graph(program, hashes, name) for name in sorted(program.agents)]
     graphs += [_crew_graph(program, hashes, name) for name in sorted(program.crews)]
     return tuple(graphs)

@@ -12,6 +12,7 @@ the key ``"on"``, not ``True``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -83,6 +84,36 @@ _constructor = SafeConstructor()
 _resolver = Resolver()
 
 
+@functools.lru_cache(maxsize=65_536)
+def _resolve_plain(value: str) -> str:
+    """The core-schema tag of a plain scalar (cached: specs repeat the same words a lot)."""
+    tag: str = _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return tag
+
+
+_ScalarEvent = yaml.ScalarEvent
+_NOT_PLAIN = object()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _plain_value(text: str) -> Any:
+    """The value of a plain scalar, or ``_NOT_PLAIN`` when it needs the careful path (an
+    error to report, a non-finite float). Values are immutable, so caching them is safe."""
+    tag = _resolve_plain(text)
+    build = _CORE.get(tag, _NOT_PLAIN)
+    if build is _NOT_PLAIN:
+        return _NOT_PLAIN
+    if build is None:
+        return text
+    try:
+        value = build(_constructor, yaml.ScalarNode(tag, text))  # type: ignore[operator]
+    except (ValueError, yaml.YAMLError):
+        return _NOT_PLAIN
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NOT_PLAIN
+    return value
+
+
 def _span(path: str, start: Any, end: Any) -> Span:
     return Span(path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
@@ -95,6 +126,7 @@ class _Frame:
     path: DataPath
     start: Any
     anchor: str | None = None
+    is_map: bool = True
     size: int = 1
     pending_key: str | None = None
     pending_key_span: Span | None = None
@@ -163,7 +195,30 @@ class _Composer:
     def _compose_document(self, events: Iterator[Any]) -> tuple[Any, int]:
         stack: list[_Frame] = []
         root: Any = None
+        name, spans, limit = self.path, self.spans, self.limits.max_nodes
+        event: Any
         for event in events:
+            # fast path: a plain scalar, as a mapping key or as a value (most events are)
+            if type(event) is _ScalarEvent and stack:
+                top = stack[-1]
+                start: Any = event.start_mark
+                end: Any = event.end_mark
+                span = Span(name, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+                if top.pending_key is None and top.is_map:
+                    top.pending_key = event.value
+                    top.pending_key_span = span
+                    continue
+                if event.tag is None and event.anchor is None and event.implicit[0]:
+                    value = _plain_value(event.value)
+                    if value is not _NOT_PLAIN and self.nodes < limit:
+                        self.nodes += 1
+                        if top.is_map:
+                            path = (*top.path, top.pending_key or "")
+                        else:
+                            path = (*top.path, len(top.value))
+                        spans[path] = span
+                        self._attach(top, value, 1, event)
+                        continue
             if isinstance(event, yaml.DocumentEndEvent):
                 return root, self.nodes
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
@@ -190,7 +245,8 @@ class _Composer:
                 if event.tag not in _COLLECTION_TAGS:
                     self._bad_tag(event)
                 is_map = isinstance(event, yaml.MappingStartEvent)
-                stack.append(_Frame({} if is_map else [], path, event.start_mark, event.anchor))
+                frame = _Frame({} if is_map else [], path, event.start_mark, event.anchor, is_map)
+                stack.append(frame)
                 continue
             value, size = self._leaf(event, path)
             if not stack:
@@ -251,7 +307,7 @@ class _Composer:
         tag = event.tag
         if tag in (None, "!"):
             plain = event.implicit[0]
-            tag = _resolver.resolve(yaml.ScalarNode, event.value, (plain, False)) if plain else _STR  # type: ignore[no-untyped-call]
+            tag = _resolve_plain(event.value) if plain else _STR
         if tag not in _CORE:
             self._bad_tag(event)
         build = _CORE[tag]
