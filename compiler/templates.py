@@ -59,15 +59,22 @@ def parse(source: str) -> ParsedTemplate | TemplateError:
     env = environment()
     try:
         ast = env.parse(source)
+        every = _nodes(ast)
+        problem = _unsupported(every, env)
+        if problem is not None:
+            return problem
+        refs: list[Reference] = []
+        _collect(ast, _free_names(every, env), refs)
     except TemplateSyntaxError as exc:
         line, near = _block_line(source, exc)
         return TemplateError(exc.message or "invalid template", line, near)
-    every = _nodes(ast)
-    problem = _unsupported(every, env)
-    if problem is not None:
-        return problem
-    refs: list[Reference] = []
-    _collect(ast, _free_names(every, env), refs)
+    except RecursionError:  # Jinja's parser and our walk recurse once per nesting level
+        return TemplateError(
+            "the template nests too deeply to be read",
+            1,
+            "{{",
+            "split the expression, or compute the value in a tool",
+        )
     return ParsedTemplate(source, tuple(refs))
 
 

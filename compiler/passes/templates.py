@@ -40,7 +40,10 @@ def template_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, str]]:
 def templates(specs: Specs, files: Mapping[str, str]) -> tuple[Templates, tuple[Diagnostic, ...]]:
     parsed: dict[TemplateSite, ParsedTemplate] = {}
     diags: list[Diagnostic] = []
+    users = {e.key for e in specs.entries if e.origin == "user"}
     for entry in specs.entries:
+        if entry.origin != "user" and entry.key in users:
+            continue  # a user's spec of the same name replaces this standard one
         for path, source in template_sites(entry):
             result = parse(source)
             if isinstance(result, TemplateError):

@@ -8,6 +8,7 @@ Diagnostics in text go to stderr; data (plans, JSON diagnostics, graphs) to stdo
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the kiln process itself: short-lived, so the cyclic collector would
+        gc.disable()  # only rescan the specs it has just read (a tenth of a large compile)
     try:
         args = build_parser().parse_args(args_list)
     except SystemExit as exc:
@@ -202,6 +205,8 @@ def read_plan(path: Path) -> tuple[dict[str, Any], str | None]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         return {}, f"cannot read {path}: {exc.strerror}"
+    except RecursionError:
+        return {}, f"{path} is not a JSON plan: it nests too deeply"
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return {}, f"{path} is not a JSON plan: {exc}"
     if not isinstance(data, dict) or "kiln_plan" not in data:

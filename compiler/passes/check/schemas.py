@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.diagnostics import Diagnostic, closest, error
 from compiler.hashing import canonical_json
+from compiler.jsonschema_lite import plainly_valid
 from compiler.symbols import Program, SpecEntry
 from specs import Agent, Crew, Tool
 from specs.source import DataPath
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
 
@@ -35,6 +37,8 @@ def schema_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, dict[str, Any]]]:
 def check_schemas(program: Program) -> Iterator[Diagnostic]:
     for entry in program.user_entries():
         for path, schema in schema_sites(entry):
+            if plainly_valid(schema):  # nearly every schema: no $ref, nothing unusual
+                continue
             for where, message in _schema_problems(canonical_json(schema)):
                 yield error(
                     "K4002",
@@ -49,15 +53,10 @@ def check_schemas(program: Program) -> Iterator[Diagnostic]:
 def _schema_problems(text: str) -> tuple[tuple[DataPath, str], ...]:
     """Every problem of the schema whose canonical JSON is ``text``, one per place (cached:
     projects repeat the same small schemas many times)."""
-    from jsonschema import Draft202012Validator  # imported here: it costs ~80 ms at start-up
-
-    meta = Draft202012Validator(
-        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
     schema = json.loads(text)
     found: dict[DataPath, str] = {}
     try:
-        for exc in meta.iter_errors(schema):
+        for exc in _metaschema().iter_errors(schema):
             best = _deepest(exc)
             where: DataPath = tuple(p for p in best.path if isinstance(p, str | int))
             found.setdefault(where, _describe(best))
@@ -73,6 +72,15 @@ def _schema_problems(text: str) -> tuple[tuple[DataPath, str], ...]:
         elif _pointer(schema, ref[1:]) is _MISSING:
             found.setdefault(where, f"$ref '{ref}' points at nothing in this schema")
     return tuple(sorted(found.items(), key=lambda item: [str(p) for p in item[0]]))
+
+
+@functools.cache
+def _metaschema() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # imported here: it costs ~80 ms at start-up
+
+    return Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 _MISSING = object()
