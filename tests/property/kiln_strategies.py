@@ -27,10 +27,9 @@ STDLIB_TOOLS = frozenset(
     yaml.safe_load(p.read_text(encoding="utf-8"))["metadata"]["name"]
     for p in stdlib_dir().glob("*.yaml")
 )
-#: A user's tool may shadow a standard one of the same name. Off while the compiler judges
-#: the standard tool's templates against the user's spec: see
-#: test_user_tool_shadowing_a_standard_one_compiles. Turn on when that test passes.
-SHADOW_STDLIB = False
+#: A user's tool may shadow a standard one of the same name (see
+#: test_user_tool_shadowing_a_standard_one_compiles).
+SHADOW_STDLIB = True
 # Words Jinja reads as operators or constants: fields named so are read with brackets.
 JINJA_WORDS = frozenset(
     "and or not in is if else elif for endfor endif true false none True False None".split()
