@@ -42,6 +42,7 @@ import yaml  # noqa: E402
 from benchmarks.generate import generate_project  # noqa: E402
 from compiler.diagnostics import render_text  # noqa: E402
 from compiler.pipeline import compile_paths  # noqa: E402
+from compiler.pipeline import gc_paused as pipeline_gc_paused  # noqa: E402
 
 T = TypeVar("T")
 RATIO_TARGET = 3.0
@@ -85,16 +86,11 @@ def yaml_events(files: Sequence[Path], loader: Any) -> Callable[[], int]:
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """As ``compile_paths`` runs its passes: with the cyclic collector off (and a collection
-    before, so garbage from the previous run is not charged to this one)."""
+    """As ``compile_paths`` runs its passes (see ``compiler.pipeline.gc_paused``), after a
+    collection, so garbage from the previous run is not charged to this one."""
     gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with pipeline_gc_paused():
         yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Stopwatch:

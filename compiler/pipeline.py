@@ -55,12 +55,12 @@ def compile_paths(
     paths: Sequence[str | Path], *, limits: Limits = DEFAULT_LIMITS, stdlib: bool = True
 ) -> Compilation:
     """Compile the spec files and folders at ``paths``. Never raises for bad input."""
-    with _gc_paused():
+    with gc_paused():
         return _compile(paths, limits, stdlib)
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Compiling allocates many small objects that form no cycles: the cyclic collector would
     only scan them over and over (a third of the time of a large compile)."""
     was_enabled = gc.isenabled()

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from specs.kinds import KINDS, SpecModel
+from specs.source.atomic import write_atomic
 
 __all__ = ["BASE_URL", "DRAFT", "SCHEMA_DIR", "check", "generate", "main", "write"]
 
@@ -111,15 +110,7 @@ def write(directory: Path = SCHEMA_DIR) -> list[str]:
         target = directory / name
         if target.is_file() and target.read_text("utf-8") == text:
             continue
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are shipped
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(target, text)
         changed.append(name)
     return changed
 

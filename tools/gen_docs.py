@@ -8,15 +8,14 @@ real output of the renderers, so a change to the diagnostic format shows up here
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from itertools import groupby
 from pathlib import Path
 
 from compiler.diagnostics import CODES, Code, Diagnostic, render_json, render_text
 from specs.source import Span
+from specs.source.atomic import write_atomic
 
 __all__ = ["DOC_PATH", "is_current", "main", "render", "write"]
 
@@ -135,16 +134,7 @@ def write(path: Path = DOC_PATH) -> bool:
     text = render()
     if path.is_file() and path.read_text("utf-8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, text)
     return True
 
 

@@ -12,7 +12,6 @@ import gc
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
+from specs.source.atomic import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -127,7 +127,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"kiln: {summary(result.diagnostics)}: specs are not valid", file=sys.stderr)
         return EXIT_ERRORS
     warned = f" ({summary(result.diagnostics)})" if result.diagnostics else ""
-    print(f"ok: {_counts(result)} valid{warned} in {elapsed:.2f}s")
+    print(f"ok: {_counts(result)} valid{warned} in {elapsed * 1000:.0f} ms")
     return EXIT_OK
 
 
@@ -246,18 +246,3 @@ def _write(path: Path, text: str) -> bool:
         print(f"kiln: error: cannot write {path}: {reason}", file=sys.stderr)
         return False
     return True
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

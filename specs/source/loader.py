@@ -409,13 +409,14 @@ def load_text(
         if opened is not None and opened is not mark and exc.context:
             problem += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
         span = Span.point(path, line, col)
+        tab = _indenting_tab(path, text, line)
         if "maximum nesting depth" in problem:  # libyaml's own guard, past ours
             issue = LoadIssue("K1005", f"nesting deeper than {limits.max_depth} levels", span)
-        elif _tab_near(text, line, col):
+        elif tab is not None:
             issue = LoadIssue(
                 "K1003",
                 "YAML syntax error: a tab is used for indentation",
-                _tab_span(path, text, line),
+                tab,
                 "YAML indentation must use spaces, not tabs",
             )
         else:
@@ -428,19 +429,8 @@ def load_text(
     return composer.documents, composer.issues
 
 
-def _tab_near(text: str, line: int, col: int) -> bool:
-    """Whether the error sits where a tab indents the line (or the line before it)."""
-    lines = text.splitlines()
-    for number in (line, line - 1):
-        if 1 <= number <= len(lines):
-            row = lines[number - 1]
-            indent = row[: len(row) - len(row.lstrip(" \t"))]
-            if "\t" in indent:
-                return True
-    return False
-
-
-def _tab_span(path: str, text: str, line: int) -> Span:
+def _indenting_tab(path: str, text: str, line: int) -> Span | None:
+    """The tab that indents ``line`` (or the line before it, where YAML often notices late)."""
     lines = text.splitlines()
     for number in (line, line - 1):
         if 1 <= number <= len(lines):
@@ -448,7 +438,7 @@ def _tab_span(path: str, text: str, line: int) -> Span:
             indent = row[: len(row) - len(row.lstrip(" \t"))]
             if "\t" in indent:
                 return Span.point(path, number, indent.index("\t") + 1)
-    return Span.point(path, line)
+    return None
 
 
 def _bad_character(path: str, text: str, exc: yaml.reader.ReaderError) -> LoadIssue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,9 @@ def test_compile_writes_the_plan_atomically_and_refuses_bad_specs(
     assert main(["compile", str(EXAMPLES / "quickstart"), "-o", str(out)]) == 0
     good = out.read_text()
     assert json.loads(good)["plan_hash"].startswith("sha256:")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temp file's private 0600
     broken = write_specs(**{"agent.yaml": BROKEN})
     assert main(["compile", str(broken), "-o", str(out)]) == 1
     assert "no plan written" in capsys.readouterr().err
