@@ -263,8 +263,15 @@ def _message(err: Any) -> str:
             msg = ("expected " if rest.startswith(("a ", "an ")) else "must be ") + rest
     value = err.get("input")
     if etype != "missing" and not isinstance(value, dict | list | tuple) and "got" not in msg:
-        msg += " (got nothing)" if value is None else f" (got {value!r})"
+        msg += " (got nothing)" if value is None else f" (got {_as_yaml(value)})"
     return msg
+
+
+def _as_yaml(value: Any) -> str:
+    """A value as YAML would print it: ``false``, not Python's ``False``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _hint(err: Any, written: str) -> str | None:
