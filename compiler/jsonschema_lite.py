@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 _TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
-_TEXT = frozenset({"title", "description", "$comment", "format", "$anchor", "$id", "$schema"})
-_ANY = frozenset({"default", "const", "deprecated", "readOnly", "writeOnly"})
+_TEXT = frozenset({"title", "description", "$comment", "format", "$schema"})
+_ANY = frozenset({"default", "const"})
 _COUNTS = frozenset(
     {"minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"}
 )
@@ -43,7 +43,7 @@ def _keyword_ok(key: str, value: Any, depth: int) -> bool:  # noqa: C901 - a fla
     if key in _TEXT:
         return isinstance(value, str) and (key != "$schema" or "2020-12" in value)
     if key in _ANY:
-        return key not in _FLAGS or isinstance(value, bool)
+        return True
     if key == "type":
         if isinstance(value, str):
             return value in _TYPES

@@ -135,6 +135,8 @@ def literal_secret(key: str | None, text: str) -> LiteralSecret | None:
         secret = re.sub(r"^(bearer|basic|token)\b\s*", "", stripped, flags=re.IGNORECASE)
         if secret.lower() in _NOT_SECRET_VALUES or "{{" in stripped:
             return None  # empty, a placeholder, or a template filled in at run time
+        if secret not in text:  # written around an ${env:...} reference: no one piece to move
+            return LiteralSecret(f"'{key}' holds a secret written literally", text, text)
         env = "API_TOKEN" if key.lower() == "authorization" else _env_name(key)
         return _found(f"'{key}' holds a secret written literally", text, secret, env)
     return None

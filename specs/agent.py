@@ -16,8 +16,8 @@ class AgentLimits(Model):
 
     max_iterations: int = Field(15, ge=1, le=10_000, description="model calls per run")
     timeout_s: float = Field(300, gt=0, le=86_400)
-    max_tokens: int = Field(20_000, ge=1)
-    max_cost_usd: float | None = Field(None, gt=0)
+    max_tokens: int = Field(20_000, ge=1, le=100_000_000)
+    max_cost_usd: float | None = Field(None, gt=0, le=1_000_000)
     max_repeated_tool_calls: int = Field(
         3, ge=1, description="identical tool calls in a row before the loop guard answers"
     )

@@ -23,8 +23,8 @@ class TaskSpec(Model):
 
 
 class CrewLimits(Model):
-    timeout_s: float | None = Field(None, gt=0)
-    max_cost_usd: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=604_800)
+    max_cost_usd: float | None = Field(None, gt=0, le=1_000_000)
 
 
 class CrewSpec(Model):

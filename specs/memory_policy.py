@@ -12,10 +12,10 @@ from specs._common import Metadata, Model, Template
 class ShortTermMemory(Model):
     backend: Literal["inprocess", "redis"] = "inprocess"
     url: str | None = None
-    max_messages: int = Field(50, ge=1)
-    max_tokens: int | None = Field(None, ge=1)
+    max_messages: int = Field(50, ge=1, le=100_000)
+    max_tokens: int | None = Field(None, ge=1, le=100_000_000)
     summarize: bool = True
-    ttl_s: int | None = Field(None, ge=1)
+    ttl_s: int | None = Field(None, ge=1, le=315_360_000)
 
 
 class VectorMemory(Model):
@@ -66,7 +66,7 @@ class MemoryPolicySpec(Model):
     remember: tuple[Literal["final_answers", "tool_observations", "user_facts"], ...] = (
         "final_answers",
     )
-    ttl_s: int | None = Field(None, ge=1)
+    ttl_s: int | None = Field(None, ge=1, le=315_360_000)
     retrieval: Retrieval = Field(default_factory=Retrieval)
     inject: Injection = Field(default_factory=Injection)
 

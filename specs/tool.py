@@ -48,7 +48,7 @@ class HttpExecutor(Model):
     body: Template | None = None
     timeout_s: float = Field(30, gt=0, le=600)
     allow_hosts: tuple[str, ...] = ()
-    max_response_bytes: int = Field(1_000_000, ge=1)
+    max_response_bytes: int = Field(1_000_000, ge=1, le=1 << 30)
 
 
 class McpServer(Model):
@@ -87,11 +87,11 @@ class SandboxLimits(Model):
     timeout_s: float = Field(10, gt=0, le=3600)
     max_processes: int = Field(16, ge=1, le=4096)
     max_open_files: int = Field(64, ge=8, le=65_536)
-    max_output_bytes: int = Field(1_000_000, ge=1)
+    max_output_bytes: int = Field(1_000_000, ge=1, le=1 << 30)
 
 
 class CachePolicy(Model):
-    ttl_s: int = Field(ge=0)
+    ttl_s: int = Field(ge=0, le=31_536_000)
 
 
 class ToolSpec(Model):

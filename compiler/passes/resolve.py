@@ -65,13 +65,15 @@ def _missing(
             code,
             f"{entry.kind} '{entry.name}' refers to unknown {what} '{name}'",
             entry.doc.locate(path),
-            did_you_mean(name, pool) or f"define {_article(what)} {what} named '{name}'",
+            # never suggest the spec itself (an agent delegating to itself is a cycle)
+            did_you_mean(name, set(pool) - {entry.name} if entry.kind == "Agent" else pool)
+            or f"define {_article(what)} {what} named '{name}'",
         )
 
 
 def _agent_refs(entry: SpecEntry, names: Mapping[str, set[str]]) -> Iterable[Diagnostic]:
     tools, policies = names["Tool"], names["MemoryPolicy"]
-    agents = names["Agent"] - {entry.name}
+    agents = names["Agent"]  # delegating to itself is a cycle, reported by check
     spec = entry.model.spec
     assert isinstance(entry.model, Agent) and spec is entry.model.spec
     for i, tool in enumerate(entry.model.spec.tools):

@@ -59,5 +59,6 @@ def templates(specs: Specs, files: Mapping[str, str]) -> tuple[Templates, tuple[
                     )
                 )
                 continue
-            parsed[TemplateSite(spec=entry.key, path=path)] = result
+            # the first of duplicate specs is the one resolve keeps (the others are errors)
+            parsed.setdefault(TemplateSite(spec=entry.key, path=path), result)
     return Templates(specs, parsed), tuple(diags)

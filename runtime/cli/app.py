@@ -96,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _report(result: Compilation, args: argparse.Namespace) -> None:
-    if args.format == "json":
-        print(render_json(result.diagnostics))
+def _report(result: Compilation, args: argparse.Namespace, *, data_on_stdout: bool = False) -> None:
+    if args.format == "json":  # to stderr when stdout carries the plan itself
+        print(render_json(result.diagnostics), file=sys.stderr if data_on_stdout else sys.stdout)
         return
     if result.diagnostics:
         color = args.color == "always" or (args.color == "auto" and _tty(sys.stderr))
@@ -136,7 +136,7 @@ def _compile(args: argparse.Namespace) -> int:
     from compiler.passes.emit import dumps
 
     result = compile_paths(args.paths)
-    _report(result, args)
+    _report(result, args, data_on_stdout=args.output in (None, "-"))
     if result.plan is None:
         print(f"kiln: {summary(result.diagnostics)}: no plan written", file=sys.stderr)
         return EXIT_ERRORS
@@ -191,7 +191,13 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"kiln: error: {problem}", file=sys.stderr)
             return EXIT_ERRORS
         plans.append(plan)
-    changes = diff_plans(plans[0], plans[1])
+    try:
+        changes = diff_plans(plans[0], plans[1])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a hand-edited plan
+        print(
+            f"kiln: error: the plans are not both kiln plans (malformed: {exc!r})", file=sys.stderr
+        )
+        return EXIT_ERRORS
     if args.format == "json":
         print(json.dumps([c.as_json() for c in changes], indent=2, ensure_ascii=False))
     else:
@@ -226,7 +232,9 @@ def _plan_shape(data: dict[str, Any]) -> str | None:
             return f"'{key}' is not a mapping of mappings"
     for name, graph in data.get("graphs", {}).items():
         nodes, edges = graph.get("nodes", {}), graph.get("edges", [])
-        if not isinstance(nodes, dict) or not all(isinstance(n, dict) for n in nodes.values()):
+        if not isinstance(nodes, dict) or not all(
+            isinstance(n, dict) and isinstance(n.get("kind"), str) for n in nodes.values()
+        ):
             return f"graph '{name}' has malformed nodes"
         if not isinstance(edges, list) or not all(
             isinstance(e, dict) and {"source", "target", "kind"} <= set(e) for e in edges

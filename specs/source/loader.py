@@ -195,30 +195,10 @@ class _Composer:
     def _compose_document(self, events: Iterator[Any]) -> tuple[Any, int]:
         stack: list[_Frame] = []
         root: Any = None
-        name, spans, limit = self.path, self.spans, self.limits.max_nodes
         event: Any
         for event in events:
-            # fast path: a plain scalar, as a mapping key or as a value (most events are)
-            if type(event) is _ScalarEvent and stack:
-                top = stack[-1]
-                start: Any = event.start_mark
-                end: Any = event.end_mark
-                span = Span(name, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
-                if top.pending_key is None and top.is_map:
-                    top.pending_key = event.value
-                    top.pending_key_span = span
-                    continue
-                if event.tag is None and event.anchor is None and event.implicit[0]:
-                    value = _plain_value(event.value)
-                    if value is not _NOT_PLAIN and self.nodes < limit:
-                        self.nodes += 1
-                        if top.is_map:
-                            path = (*top.path, top.pending_key or "")
-                        else:
-                            path = (*top.path, len(top.value))
-                        spans[path] = span
-                        self._attach(top, value, 1, event)
-                        continue
+            if type(event) is _ScalarEvent and stack and self._plain_scalar(stack[-1], event):
+                continue
             if isinstance(event, yaml.DocumentEndEvent):
                 return root, self.nodes
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
@@ -255,23 +235,50 @@ class _Composer:
                 self._attach(stack[-1], value, size, event)
         return root, self.nodes
 
+    def _plain_scalar(self, top: _Frame, event: Any) -> bool:
+        """The fast path for most events: a plain scalar as a key or a value. False when the
+        event needs the careful path (tags, anchors, quoting that changes types, limits)."""
+        start, end = event.start_mark, event.end_mark
+        span = Span(self.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+        if top.pending_key is None and top.is_map:
+            if event.tag is None and event.anchor is None:
+                top.pending_key = event.value
+                top.pending_key_span = span
+            else:
+                self._key(top, event)
+            return True
+        if event.tag is not None or event.anchor is not None or not event.implicit[0]:
+            return False
+        value = _plain_value(event.value)
+        if value is _NOT_PLAIN or self.nodes >= self.limits.max_nodes:
+            return False
+        self.nodes += 1
+        self.spans[self._child_path(top)] = span
+        self._attach(top, value, 1, event)
+        return True
+
     def _child_path(self, frame: _Frame) -> DataPath:
-        if isinstance(frame.value, list):
-            return (*frame.path, len(frame.value))
-        return (*frame.path, frame.pending_key or "")
+        if frame.is_map:
+            return (*frame.path, frame.pending_key or "")
+        return (*frame.path, len(frame.value))
 
     def _key(self, frame: _Frame, event: Any) -> None:
+        """A mapping key that is not a plain scalar (the common case never comes here)."""
         span = _span(self.path, event.start_mark, event.end_mark)
-        if not isinstance(event, yaml.ScalarEvent):
-            self._issue(
-                "K1003",
-                "mapping keys must be plain strings",
-                span,
-                "complex and aliased keys are not part of the spec language",
-            )
-            raise _Abort
-        frame.pending_key = event.value
-        frame.pending_key_span = span
+        scalar = isinstance(event, yaml.ScalarEvent)
+        if scalar and event.anchor is None and event.tag in (None, "!", _STR):
+            frame.pending_key = event.value  # written as !!str, still a plain string
+            frame.pending_key_span = span
+            return
+        if scalar and event.tag not in (None, "!") and event.tag not in _CORE:
+            self._bad_tag(event)
+        self._issue(
+            "K1003",
+            "mapping keys must be plain strings",
+            span,
+            "complex, tagged, anchored and aliased keys are not part of the spec language",
+        )
+        raise _Abort
 
     def _leaf(self, event: Any, path: DataPath) -> tuple[Any, int]:
         span = _span(self.path, event.start_mark, event.end_mark)
@@ -479,43 +486,55 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadIssue]]:
     issues: list[LoadIssue] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            inside = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in (".yaml", ".yml")
-                and p.is_file()
-                and not any(
-                    part in _SKIP_DIRS or part.startswith(".") for part in p.relative_to(path).parts
-                )
-            )
-            if not inside:
-                issues.append(
-                    LoadIssue(
-                        "K1010",
-                        f"no spec files (*.yaml, *.yml) found in {path}",
-                        Span.point(str(path), 1, 1),
-                        "pass the folder that holds your specs",
-                    )
-                )
-            found.extend(inside)
-        elif path.is_file():
-            found.append(path)
-        elif path.exists():
+        try:
+            found.extend(_discover_one(path, issues))
+        except OSError as exc:  # a name too long, a folder we may not read, ...
             issues.append(
                 LoadIssue(
-                    "K1001",
-                    f"{path} is not a regular file or a folder",
-                    Span.point(str(path)),
-                    "give the spec files or the folders that hold them",
+                    "K1001", f"cannot read {path}: {exc.strerror or exc}", Span.point(str(path))
                 )
-            )
-        else:
-            issues.append(
-                LoadIssue("K1001", f"no such file or folder: {path}", Span.point(str(path)))
             )
     unique = list(dict.fromkeys(found))
     return unique, issues
+
+
+def _discover_one(path: Path, issues: list[LoadIssue]) -> list[Path]:
+    """The spec files of one command-line path (a file, or a folder searched recursively)."""
+    found: list[Path] = []
+    if path.is_dir():
+        inside = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in (".yaml", ".yml")
+            and p.is_file()
+            and not any(
+                part in _SKIP_DIRS or part.startswith(".") for part in p.relative_to(path).parts
+            )
+        )
+        if not inside:
+            issues.append(
+                LoadIssue(
+                    "K1010",
+                    f"no spec files (*.yaml, *.yml) found in {path}",
+                    Span.point(str(path), 1, 1),
+                    "pass the folder that holds your specs",
+                )
+            )
+        found.extend(inside)
+    elif path.is_file():
+        found.append(path)
+    elif path.exists():
+        issues.append(
+            LoadIssue(
+                "K1001",
+                f"{path} is not a regular file or a folder",
+                Span.point(str(path)),
+                "give the spec files or the folders that hold them",
+            )
+        )
+    else:
+        issues.append(LoadIssue("K1001", f"no such file or folder: {path}", Span.point(str(path))))
+    return found
 
 
 def read_file(path: Path, limits: Limits) -> tuple[str | None, LoadIssue | None]:
