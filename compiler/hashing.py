@@ -31,10 +31,6 @@ def spec_data(model: SpecModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
 
 
-def spec_hash(model: SpecModel) -> str:
-    return digest(spec_data(model))
-
-
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """A spec's canonical data and its hash, computed once per compile."""

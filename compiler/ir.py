@@ -37,7 +37,8 @@ EdgeKind = Literal["data", "control", "may_call", "gate", "delegate"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Binding:
-    """A value flowing along a data edge: ``source`` node's output at ``path``, named ``name``."""
+    """A value flowing along a data edge: the source node's output at ``path``, bound in the
+    target's template scope as ``name`` (``tasks.research.output``, ``inputs.topic``)."""
 
     name: str
     path: tuple[str, ...] = ()

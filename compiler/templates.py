@@ -34,9 +34,6 @@ class ParsedTemplate:
     source: str
     references: tuple[Reference, ...]
 
-    def roots(self) -> set[str]:
-        return {str(r.path[0]) for r in self.references}
-
 
 @dataclass(frozen=True, slots=True)
 class TemplateError:

@@ -1,8 +1,8 @@
 """Pass 8, emit: the plan, a JSON document with sorted keys and content hashes.
 
-``specs`` holds every spec the graphs use, each with its hash; ``plan_hash`` covers all the
-rest. Nothing in the plan says where a spec was written, so moving specs between files,
-reformatting them or reordering keys leaves every hash unchanged.
+``specs`` holds every user spec and the standard ones the graphs use, each with its hash;
+``plan_hash`` covers all the rest. Nothing in the plan says where a spec was written, so
+moving specs between files, reformatting them or reordering keys leaves every hash unchanged.
 """
 
 from __future__ import annotations

@@ -74,15 +74,16 @@ def _missing(
 def _agent_refs(entry: SpecEntry, names: Mapping[str, set[str]]) -> Iterable[Diagnostic]:
     tools, policies = names["Tool"], names["MemoryPolicy"]
     agents = names["Agent"]  # delegating to itself is a cycle, reported by check
-    spec = entry.model.spec
-    assert isinstance(entry.model, Agent) and spec is entry.model.spec
-    for i, tool in enumerate(entry.model.spec.tools):
+    agent = entry.model
+    assert isinstance(agent, Agent)
+    spec = agent.spec
+    for i, tool in enumerate(spec.tools):
         yield from _missing(entry, ("spec", "tools", i), tool, tools, "K3002", "tool")
-    if entry.model.spec.memory is not None:
+    if spec.memory is not None:
         yield from _missing(
-            entry, ("spec", "memory"), entry.model.spec.memory, policies, "K3003", "memory policy"
+            entry, ("spec", "memory"), spec.memory, policies, "K3003", "memory policy"
         )
-    for i, other in enumerate(entry.model.spec.delegate_to):
+    for i, other in enumerate(spec.delegate_to):
         yield from _missing(entry, ("spec", "delegate_to", i), other, agents, "K3004", "agent")
 
 

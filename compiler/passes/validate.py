@@ -30,8 +30,8 @@ def validate(sources: Sources) -> tuple[Specs, tuple[Diagnostic, ...]]:
             entry = _validate_document(doc, text, origin, diags)  # type: ignore[arg-type]
             if entry is not None:
                 entries.append(entry)
-            elif _key_of(doc.data) is not None:
-                invalid.add(str(_key_of(doc.data)))
+            elif (key := _key_of(doc.data)) is not None:
+                invalid.add(key)
     return Specs(tuple(entries), frozenset(invalid)), tuple(diags)
 
 

@@ -49,15 +49,3 @@ class Document:
                 return found
             probe = probe[:-1]
         return self.spans[()]
-
-    def get(self, path: DataPath) -> Any:
-        """The value at ``path``, or ``None`` when the path does not exist."""
-        node = self.data
-        for part in path:
-            if isinstance(node, dict) and isinstance(part, str):
-                node = node.get(part)
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                node = node[part]
-            else:
-                return None
-        return node
