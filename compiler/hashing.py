@@ -42,8 +42,7 @@ class Fingerprint:
 def fingerprints(program: Program) -> dict[str, Fingerprint]:
     """``Kind/name`` to fingerprint, for every spec of the program."""
     out: dict[str, Fingerprint] = {}
-    for group in (program.agents, program.tools, program.policies, program.crews):
-        for entry in group.values():
-            data = spec_data(entry.model)
-            out[entry.key] = Fingerprint(data, digest(data))
+    for entry in program.entries():
+        data = spec_data(entry.model)
+        out[entry.key] = Fingerprint(data, digest(data))
     return out

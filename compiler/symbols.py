@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from compiler.templates import ParsedTemplate
-from specs import Agent, Crew, MemoryPolicy, SpecModel, Tool
+from specs import KINDS, Agent, Crew, MemoryPolicy, SpecModel, Tool
 from specs.source import DataPath, Document
 
 Origin = Literal["user", "stdlib"]
@@ -107,6 +107,23 @@ class Program:
         assert isinstance(model, Crew)
         return model
 
+    def group(self, kind: str) -> Mapping[str, SpecEntry]:
+        """The specs of one kind, by name."""
+        return {
+            "Agent": self.agents,
+            "Tool": self.tools,
+            "MemoryPolicy": self.policies,
+            "Crew": self.crews,
+        }[kind]
+
+    def entry(self, key: str) -> SpecEntry | None:
+        """The spec ``Kind/name``, if there is one."""
+        kind, _, name = key.partition("/")
+        return self.group(kind).get(name) if kind in KINDS else None
+
+    def entries(self) -> list[SpecEntry]:
+        """Every spec: agents, tools, memory policies, crews."""
+        return [e for g in (self.agents, self.tools, self.policies, self.crews) for e in g.values()]
+
     def user_entries(self) -> list[SpecEntry]:
-        groups = (self.agents, self.tools, self.policies, self.crews)
-        return [e for g in groups for e in g.values() if e.origin == "user"]
+        return [e for e in self.entries() if e.origin == "user"]

@@ -109,14 +109,7 @@ class _Analyzer:
         """The secrets one spec reads itself (cached: tools are shared by many agents)."""
         key = f"{kind}/{name}"
         if key not in self._secrets:
-            program = self.program
-            group = {
-                "Agent": program.agents,
-                "Tool": program.tools,
-                "MemoryPolicy": program.policies,
-                "Crew": program.crews,
-            }[kind]
-            entry = group.get(name)
+            entry = self.program.entry(key)
             self._secrets[key] = env_names(entry.doc.data) if entry is not None else set()
         return set(self._secrets[key])
 

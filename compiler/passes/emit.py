@@ -27,11 +27,10 @@ def emit(
 ) -> dict[str, Any]:
     used = {n.spec for g in graphs for n in g.nodes if n.spec is not None}
     specs: dict[str, Any] = {}
-    for group in (program.agents, program.tools, program.policies, program.crews):
-        for entry in group.values():
-            if entry.origin == "user" or entry.key in used:
-                fp = prints[entry.key]
-                specs[entry.key] = {"hash": fp.hash, "origin": entry.origin, "spec": fp.data}
+    for entry in program.entries():
+        if entry.origin == "user" or entry.key in used:
+            fp = prints[entry.key]
+            specs[entry.key] = {"hash": fp.hash, "origin": entry.origin, "spec": fp.data}
     body: dict[str, Any] = {
         "kiln_plan": PLAN_VERSION,
         "specs": specs,

@@ -14,7 +14,7 @@ DataPath = tuple[str | int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One YAML document of a file.
+    """One YAML document of a file (``index``: its position in the file, from 0).
 
     ``spans`` locates every value (mapping entries by their value, sequence items by
     themselves); ``key_spans`` locates the key of every mapping entry; ``styles`` keeps the

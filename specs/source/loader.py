@@ -146,9 +146,11 @@ class _Composer:
     # -- driving -------------------------------------------------------------------------
 
     def run(self, events: Iterator[Any]) -> None:
+        seen = 0  # documents started, kept or not: empty and broken ones count too
         for event in events:
             if isinstance(event, yaml.DocumentStartEvent):
-                if len(self.documents) >= self.limits.max_documents:
+                seen += 1
+                if seen > self.limits.max_documents:
                     self._issue(
                         "K1004",
                         f"more than {self.limits.max_documents} documents in one file",
@@ -156,9 +158,9 @@ class _Composer:
                         "split the file, or raise the document limit",
                     )
                     return
-                self._document(events, event)
+                self._document(events, event, seen - 1)
 
-    def _document(self, events: Iterator[Any], start_event: Any) -> None:
+    def _document(self, events: Iterator[Any], start_event: Any, index: int) -> None:
         self.spans: dict[DataPath, Span] = {}
         self.key_spans: dict[DataPath, Span] = {}
         self.styles: dict[DataPath, str] = {}
@@ -166,7 +168,7 @@ class _Composer:
         self.nodes = 0
         self.ambiguous = False
         try:
-            root, _ = self._compose_document(events)
+            root = self._compose_document(events)
         except _Abort:
             for event in events:  # skip to the end of this document
                 if isinstance(event, yaml.DocumentEndEvent):
@@ -178,7 +180,7 @@ class _Composer:
         self.documents.append(
             Document(
                 path=self.path,
-                index=len(self.documents),
+                index=index,
                 data=root,
                 spans=self.spans,
                 key_spans=self.key_spans,
@@ -192,7 +194,7 @@ class _Composer:
 
     # -- composing -----------------------------------------------------------------------
 
-    def _compose_document(self, events: Iterator[Any]) -> tuple[Any, int]:
+    def _compose_document(self, events: Iterator[Any]) -> Any:
         stack: list[_Frame] = []
         root: Any = None
         event: Any
@@ -200,7 +202,7 @@ class _Composer:
             if type(event) is _ScalarEvent and stack and self._plain_scalar(stack[-1], event):
                 continue
             if isinstance(event, yaml.DocumentEndEvent):
-                return root, self.nodes
+                return root
             if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 frame = stack.pop()
                 value, size = self._finish(frame, event)
@@ -233,7 +235,7 @@ class _Composer:
                 root = value
             else:
                 self._attach(stack[-1], value, size, event)
-        return root, self.nodes
+        return root
 
     def _plain_scalar(self, top: _Frame, event: Any) -> bool:
         """The fast path for most events: a plain scalar as a key or a value. False when the

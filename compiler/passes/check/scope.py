@@ -33,7 +33,7 @@ class _Site:
 def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnostic]:
     closures = {name: descendants(deps) for name, deps in program.task_deps.items()}
     for site, parsed in program.templates.items():
-        entry = _entry(program, site.spec)
+        entry = program.entry(site.spec)
         if entry is None or entry.origin != "user" or _unsure(entry, site.path):
             continue
         here = _Site(entry, site.path)
@@ -61,12 +61,6 @@ def _unsure(entry: SpecEntry, path: tuple[str | int, ...]) -> bool:
             for p in entry.dropped
         )
     return False
-
-
-def _entry(program: Program, key: str) -> SpecEntry | None:
-    kind, _, name = key.partition("/")
-    group = {"Agent": program.agents, "Tool": program.tools, "MemoryPolicy": program.policies}
-    return (group.get(kind) or program.crews).get(name)
 
 
 _Problem = tuple[str, str, str | None] | None
