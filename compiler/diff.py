@@ -37,7 +37,38 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     for name in sorted(set(old_graphs) | set(new_graphs)):
         changes += _graph(name, old_graphs.get(name), new_graphs.get(name))
     changes += _reach(old.get("analysis", {}), new.get("analysis", {}))
+    changes += _guards(old.get("specs", {}), new.get("specs", {}))
     return changes
+
+
+#: tool settings whose change makes a tool less guarded: (path, old value, new value, what)
+_GUARDS = (
+    (("requires_approval",), True, False, "no longer asks for approval"),
+    (("sandbox", "network"), False, True, "can now reach the network"),
+    (("sandbox", "unsafe"), False, True, "may now run without a sandbox"),
+    (("side_effects",), False, True, "now has side effects"),
+)
+
+
+def _guards(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Change]:
+    """Tools whose safety settings were loosened: flagged like new reach."""
+    for key in sorted(set(old) & set(new)):
+        if not key.startswith("Tool/"):
+            continue
+        before, after = old[key].get("spec", {}), new[key].get("spec", {})
+        details = tuple(
+            what
+            for path, was, now, what in _GUARDS
+            if _at(before, ("spec", *path)) == was and _at(after, ("spec", *path)) == now
+        )
+        if details:
+            yield Change(section="reach", op="!", subject=key, details=details)
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def _specs(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Change]:
@@ -98,10 +129,22 @@ def _reach(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Change]:
 
 
 def _field_changes(old: Any, new: Any, prefix: str = "") -> Iterator[str]:
-    """``path: old -> new`` for each leaf that differs (lists compared whole)."""
+    """``path: old -> new`` for each leaf that differs. Lists of named items (tasks) are
+    compared item by item by name, lists of the same length by position, others whole."""
+    if isinstance(old, list) and isinstance(new, list):
+        named_old, named_new = _by_name(old), _by_name(new)
+        if named_old is not None and named_new is not None:
+            yield from _field_changes(named_old, named_new, prefix)
+            return
+        if len(old) == len(new) and old != new:
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                yield from _field_changes(a, b, f"{prefix}[{i}]")
+            return
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(key, str) and key.startswith("["):
+                path = f"{prefix}{key}"
             if key not in old:
                 yield f"{path}: (none) -> {_short(new[key])}"
             elif key not in new:
@@ -110,6 +153,14 @@ def _field_changes(old: Any, new: Any, prefix: str = "") -> Iterator[str]:
                 yield from _field_changes(old[key], new[key], path)
     elif old != new:
         yield f"{prefix or 'value'}: {_short(old)} -> {_short(new)}"
+
+
+def _by_name(items: list[Any]) -> dict[str, Any] | None:
+    """``{"[name]": item}`` when every item is a mapping with a distinct ``name``."""
+    names = [i.get("name") if isinstance(i, dict) else None for i in items]
+    if not items or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        return None
+    return {f"[{n}]": i for n, i in zip(names, items, strict=True)}
 
 
 def _short(value: Any, width: int = 60) -> str:

@@ -145,6 +145,8 @@ def _free_names(every: list[nodes.Node], env: SandboxedEnvironment) -> set[str]:
     for node in every:
         if isinstance(node, nodes.Name):
             (loaded if node.ctx == "load" else stored).add(node.name)
+        elif isinstance(node, nodes.Macro):  # a macro's name is a string, not a Name node
+            stored.add(node.name)
     return loaded - stored
 
 

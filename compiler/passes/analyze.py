@@ -4,7 +4,9 @@ Reach is what a reviewer needs before merging a spec change: the tools an agent 
 (listed, found through discovery, or through an agent it delegates to) and the
 ``${env:NAME}`` secrets those specs read. Bounds follow from the limits: an agent run makes
 at most ``max_iterations`` model calls and as many tool calls, spends at most
-``max_tokens``, and a delegation is a tool call that runs the delegate's whole budget.
+``max_tokens``, and a delegation is a tool call that runs the delegate's whole budget. A crew
+adds up its tasks; under a manager (hierarchical), each of the manager's own tool calls may
+run the dearest task or delegate once.
 Cost is tokens at the dearest known price among the model and its fallbacks, capped by
 ``max_cost_usd``; it is ``None`` when a price is unknown (the check pass warns, K5003).
 """
@@ -155,10 +157,16 @@ class _Analyzer:
             total = total + sub.bounds
         boss = spec.manager
         if spec.process == "hierarchical" and boss is not None and boss in self.program.agents:
-            # the manager may hand any task out once per tool call of its own
-            manager = self.agent(boss).bounds
-            worst = functools.reduce(_dearer, (self.agent(m).bounds for m in members), _ZERO)
-            total = manager + worst.times(manager.tool_calls)
+            # each tool call of the manager's own hands out a task or delegates: at worst
+            # the dearest of those, once per call
+            own = _own_bounds(self.program, boss)
+            helpers = [*members, *self.program.agent(boss).spec.delegate_to]
+            worst = functools.reduce(
+                _dearer,
+                (self.agent(m).bounds for m in helpers if m in self.program.agents),
+                _ZERO,
+            )
+            total = own + worst.times(own.tool_calls)
             members.append(boss)
         for member in members:
             sub = self.agent(member)

@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from compiler.diagnostics import Diagnostic, did_you_mean, error
 from compiler.symbols import Program, SpecEntry, Templates, TemplateSite
+from compiler.templates import ParsedTemplate
 from specs import Agent, Crew
 
 _GROUP = {"Agent": "agents", "Tool": "tools", "MemoryPolicy": "policies", "Crew": "crews"}
@@ -131,24 +132,32 @@ def _crew_refs(entry: SpecEntry, names: Mapping[str, set[str]]) -> Iterable[Diag
 
 
 def _task_deps(
-    entry: SpecEntry, parsed: Mapping[TemplateSite, object]
+    entry: SpecEntry, parsed: Mapping[TemplateSite, ParsedTemplate]
 ) -> dict[str, tuple[str, ...]]:
-    """Each task's dependencies: ``depends_on`` as written, else the tasks its prompt reads."""
+    """Each task's dependencies: ``depends_on`` as written, else the tasks its prompt reads.
+
+    In a sequential crew every earlier task has finished anyway, so the tasks a prompt
+    reads are dependencies even when ``depends_on`` leaves them out (and reading a later
+    task is then the ordering error K4010 reports).
+    """
     crew = entry.model
     assert isinstance(crew, Crew)
     names = {t.name for t in crew.spec.tasks}
+    sequential = crew.spec.process == "sequential"
     deps: dict[str, tuple[str, ...]] = {}
     for i, task in enumerate(crew.spec.tasks):
-        if task.depends_on is not None:
-            deps[task.name] = tuple(d for d in task.depends_on if d in names)
+        written = [d for d in task.depends_on or () if d in names]
+        if task.depends_on is not None and not sequential:
+            deps[task.name] = tuple(written)
             continue
         template = parsed.get(TemplateSite(spec=entry.key, path=("spec", "tasks", i, "prompt")))
-        found: list[str] = []
-        for ref in getattr(template, "references", ()):
-            if ref.path[0] == "tasks" and len(ref.path) > 1 and ref.path[1] in names:
-                if ref.path[1] not in found and ref.path[1] != task.name:
-                    found.append(str(ref.path[1]))
-        deps[task.name] = tuple(sorted(found))
+        read = {
+            str(ref.path[1])
+            for ref in (template.references if template is not None else ())
+            if ref.path[0] == "tasks" and len(ref.path) > 1 and ref.path[1] in names
+        }
+        read.discard(task.name)
+        deps[task.name] = tuple(dict.fromkeys([*written, *sorted(read - set(written))]))
     return deps
 
 

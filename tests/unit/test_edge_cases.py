@@ -87,3 +87,112 @@ def test_plan_diff_of_damaged_plans_is_an_error(
     bad.write_text(json.dumps(plan))
     assert main(["plan", "diff", str(good), str(bad)]) == 1
     assert "internal error" not in capsys.readouterr().err
+
+
+CREW = """
+apiVersion: kiln/v1
+kind: Agent
+metadata: {name: w}
+spec:
+  output_schema: {type: object, properties: {title: {type: string}}, additionalProperties: true}
+---
+apiVersion: kiln/v1
+kind: Crew
+metadata: {name: c}
+spec:
+  process: sequential
+  tasks:
+    - {name: outline, agent: w, prompt: go}
+    - {name: facts, agent: w, prompt: go}
+    - name: draft
+      agent: w
+      depends_on: [facts]
+      prompt: "{{ tasks.outline.output.title }} {{ tasks.facts.output.anything }}"
+"""
+
+
+def test_sequential_crews_may_read_any_earlier_task(write_specs: WriteSpecs) -> None:
+    # outline is not in depends_on, but in a sequential crew it has run; and the schema
+    # says additionalProperties: true, so 'anything' may be there
+    assert _codes(write_specs(**{"c.yaml": CREW})) == []
+
+
+def test_macros_are_not_undefined_variables(write_specs: WriteSpecs) -> None:
+    text = AGENT + (
+        "  inputs: {topic: {}}\n  instructions: |\n"
+        "    {% macro bullet(x) %}- {{ x }}{% endmacro %}\n    {{ bullet(inputs.topic) }}\n"
+    )
+    assert _codes(write_specs(**{"a.yaml": text})) == []
+
+
+def test_an_unknown_agent_does_not_make_its_output_text(write_specs: WriteSpecs) -> None:
+    text = CREW.replace("- {name: outline, agent: w,", "- {name: outline, agent: nobody,")
+    assert [c for _, _, c in _codes(write_specs(**{"c.yaml": text}))] == ["K3004"]
+
+
+def test_dashed_task_names_read_with_a_dot_are_explained(write_specs: WriteSpecs) -> None:
+    text = (
+        CREW.replace("name: facts", "name: gather-facts")
+        .replace("[facts]", "[gather-facts]")
+        .replace("tasks.facts.output", "tasks.gather-facts.output")
+    )
+    [diag] = compile_paths([write_specs(**{"c.yaml": text})]).diagnostics
+    assert diag.code == "K4004" and "'-' is subtraction" in diag.message
+    assert diag.hint == "write tasks['gather-facts'].output for a task whose name has a '-'"
+
+
+def test_hierarchical_bounds_count_the_managers_own_calls(write_specs: WriteSpecs) -> None:
+    text = """
+    apiVersion: kiln/v1
+    kind: Agent
+    metadata: {name: boss}
+    spec: {delegate_to: [helper], limits: {max_iterations: 3, max_tokens: 1000}}
+    ---
+    apiVersion: kiln/v1
+    kind: Agent
+    metadata: {name: helper}
+    spec: {limits: {max_iterations: 2, max_tokens: 500}}
+    ---
+    apiVersion: kiln/v1
+    kind: Agent
+    metadata: {name: dev}
+    spec: {limits: {max_iterations: 5, max_tokens: 2000}}
+    ---
+    apiVersion: kiln/v1
+    kind: Crew
+    metadata: {name: team}
+    spec:
+      process: hierarchical
+      manager: boss
+      tasks: [{name: build, agent: dev, prompt: build it}]
+    """
+    bounds = compile_paths([write_specs(**{"c.yaml": text})]).reach["Crew/team"].bounds
+    # 3 own calls, each of which may run the dearest of dev (5 calls) and helper (2)
+    assert (bounds.model_calls, bounds.tokens) == (3 + 3 * 5, 1000 + 3 * 2000)
+
+
+def test_plan_diff_names_the_task_that_changed_and_flags_loosened_tools(
+    write_specs: WriteSpecs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tool = (
+        "apiVersion: kiln/v1\nkind: Tool\nmetadata: {name: deploy}\nspec:\n"
+        "  description: Deploy.\n  requires_approval: true\n"
+        "  executor: {type: python, code: 'def run(): return {}'}\n"
+    )
+    users = "---\n" + AGENT + "  tools: [deploy]\n"
+    old = write_specs(**{"c.yaml": CREW, "t.yaml": tool + users})
+    new = write_specs(
+        **{
+            "c.yaml": CREW.replace("{{ tasks.facts", "Now: {{ tasks.facts"),
+            "t.yaml": tool.replace("requires_approval: true", "requires_approval: false") + users,
+        }
+    )
+    plans = []
+    for root in (old, new):
+        assert main(["compile", str(root), "-o", str(root / "plan.json")]) == 0
+        plans.append(str(root / "plan.json"))
+    capsys.readouterr()
+    assert main(["plan", "diff", *plans]) == 0
+    out = capsys.readouterr().out
+    assert "spec.tasks[draft].prompt:" in out
+    assert "! Tool/deploy" in out and "no longer asks for approval" in out

@@ -37,14 +37,55 @@ def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnost
         if entry is None or entry.origin != "user" or _unsure(entry, site.path):
             continue
         here = _Site(entry, site.path)
+        dashed = _dashed_task_names(entry, parsed.source)
         for ref in parsed.references:
-            problem = _judge(program, closures, here, ref)
+            if dashed and str(ref.path[0]) in dashed.parts:
+                continue  # the tail of a dashed name, already explained at its head
+            problem = _dashed(ref, dashed.names) if dashed else None
+            problem = problem or _judge(program, closures, here, ref)
             if problem is None:
                 continue
             code, message, hint = problem
             needles = (ref.dotted, *(str(p) for p in reversed(ref.path)))
             span = inside(entry.doc, files, site.path, ref.lineno, needles)
             yield error(code, message, span, hint)
+
+
+@dataclass(frozen=True, slots=True)
+class _Dashed:
+    """Task names with '-' written as ``tasks.a-b``, which Jinja reads as ``tasks.a - b``."""
+
+    names: frozenset[str]
+    parts: frozenset[str]  # the words after each '-'
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+
+def _dashed_task_names(entry: SpecEntry, source: str) -> _Dashed:
+    crew = entry.model
+    if not isinstance(crew, Crew) or "-" not in source:
+        return _Dashed(frozenset(), frozenset())
+    names = frozenset(
+        t.name for t in crew.spec.tasks if "-" in t.name and f"tasks.{t.name}" in source
+    )
+    parts = frozenset(p for n in names for p in n.split("-")[1:])
+    return _Dashed(names, parts)
+
+
+def _dashed(ref: Reference, names: frozenset[str]) -> _Problem:
+    if ref.path[0] != "tasks" or len(ref.path) < 2:
+        return None
+    head = str(ref.path[1])
+    name = next((n for n in sorted(names) if n.startswith(head + "-")), None)
+    if name is None:
+        return None
+    return (
+        "K4004",
+        f"'tasks.{name}' reads as 'tasks.{head}' minus '{name[len(head) + 1:]}': "
+        "in a template '-' is subtraction",
+        f"write tasks['{name}'].output for a task whose name has a '-'",
+    )
 
 
 def _unsure(entry: SpecEntry, path: tuple[str | int, ...]) -> bool:
@@ -127,11 +168,11 @@ def _task_ref(
     tasks = {t.name: t for t in crew.spec.tasks}
     other = str(ref.path[1])
     if other not in tasks:
-        return (
-            "K4004",
-            f"crew '{crew.metadata.name}' has no task '{other}'",
-            did_you_mean(other, tasks),
-        )
+        near = closest(other, tasks)
+        hint = did_you_mean(other, tasks)
+        if near is not None and "-" in near:
+            hint = f"did you mean tasks['{near}']? (a name with '-' needs brackets)"
+        return "K4004", f"crew '{crew.metadata.name}' has no task '{other}'", hint
     if other == task_name:
         return "K4004", f"task '{task_name}' reads its own output", None
     if other not in reach:
@@ -148,9 +189,10 @@ def _task_ref(
         return None
     task = tasks[other]
     schema = task.output_schema
-    if schema is None and task.agent in program.agents:
-        if program.agents[task.agent].lost("spec", "output_schema"):
-            return None  # its output_schema may be what was dropped
+    if schema is None:
+        agent = program.agents.get(task.agent)
+        if agent is None or agent.lost("spec", "output_schema"):
+            return None  # an unknown agent (reported), or its output_schema was dropped
         schema = program.agent(task.agent).spec.output_schema
     if schema is None:
         return (
@@ -199,7 +241,7 @@ def _open_ended(schema: dict[str, Any]) -> bool:
     if any(key in schema for key in _COMPOSED):
         return True
     extra = schema.get("additionalProperties")
-    if isinstance(extra, dict) and extra:
+    if extra is True or (isinstance(extra, dict) and extra):
         return True
     if "properties" in schema or extra is False:
         return False
