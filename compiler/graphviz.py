@@ -42,7 +42,7 @@ def label(node: Node) -> str:
     text = {
         "input": "inputs",
         "output": "result",
-        "agent_run": f"{node.task}: {name}" if node.task else name,
+        "agent_run": _agent_label(node, name),
         "tool_call": f"tool {name}",
         "memory_read": f"recall {name}",
         "memory_write": f"remember {name}",
@@ -50,6 +50,14 @@ def label(node: Node) -> str:
         "join": "join",
     }[node.kind]
     return text + (" ∥" if node.parallel else "")
+
+
+def _agent_label(node: Node, name: str) -> str:
+    if "graph" in node.attrs:  # a delegate: it runs that agent's own graph
+        return f"delegate to {name}"
+    if node.attrs.get("role") == "manager":
+        return f"manager: {name}"
+    return f"{node.task}: {name}" if node.task else name
 
 
 def _edge_label(edge: Edge) -> str:

@@ -13,7 +13,7 @@ from compiler.passes.check.hosts import check_hosts
 from compiler.passes.check.models import check_models
 from compiler.passes.check.process import check_process
 from compiler.passes.check.schemas import check_schemas
-from compiler.passes.check.scope import check_scope
+from compiler.passes.check.scope import check_placeholders, check_scope
 from compiler.passes.check.secrets import check_secrets
 from compiler.passes.check.usage import check_usage
 from compiler.symbols import Program
@@ -25,6 +25,7 @@ def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
         *check_process(program),
         *check_schemas(program),
         *check_scope(program, files),
+        *check_placeholders(program, files),
         *check_models(program),
         *check_secrets(program, files),
         *check_hosts(program),

@@ -19,8 +19,11 @@ def check_cycles(program: Program, files: Mapping[str, str]) -> Iterator[Diagnos
         for cycle in cycles(program.task_deps.get(name, {})):
             first = index[cycle[0]]
             waits_on = cycle[1] if len(cycle) > 1 else cycle[0]
-            if crew.spec.tasks[first].depends_on is not None:
-                span = entry.doc.locate(("spec", "tasks", first, "depends_on"))
+            written = crew.spec.tasks[first].depends_on
+            if written is not None:
+                at = written.index(waits_on) if waits_on in written else None
+                where = ("depends_on", at) if at is not None else ("depends_on",)
+                span = entry.doc.locate(("spec", "tasks", first, *where))
             else:  # inferred from the prompt: point at the reference that makes it wait
                 path = ("spec", "tasks", first, "prompt")
                 span = inside(entry.doc, files, path, 1, (f"tasks.{waits_on}",))

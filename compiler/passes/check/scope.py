@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,30 @@ MEMORY_SCOPE = ("memories", "query")
 class _Site:
     entry: SpecEntry
     path: tuple[str | int, ...]
+
+
+_SINGLE_BRACE = re.compile(r"(?<!\{)\{\s*([A-Za-z_]\w*)\s*\}(?!\})")
+
+
+def check_placeholders(program: Program, files: Mapping[str, str]) -> Iterator[Diagnostic]:
+    """CrewAI writes ``{topic}``; in Jinja2 that is plain text, so the input never arrives."""
+    for site, parsed in program.templates.items():
+        entry = program.entry(site.spec)
+        if entry is None or entry.origin != "user" or "{" not in parsed.source:
+            continue
+        model = entry.model
+        inputs = model.spec.inputs if isinstance(model, Agent | Crew) else {}
+        for match in _SINGLE_BRACE.finditer(parsed.source):
+            name = match.group(1)
+            if name not in inputs:
+                continue
+            line = parsed.source.count("\n", 0, match.start()) + 1
+            yield error(
+                "K5005",
+                f"'{match.group(0)}' is plain text in a template, not the input '{name}'",
+                inside(entry.doc, files, site.path, line, (match.group(0),)),
+                f"write {{{{ inputs.{name} }}}}",
+            )
 
 
 def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnostic]:
