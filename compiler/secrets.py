@@ -125,7 +125,7 @@ def literal_secret(key: str | None, text: str) -> LiteralSecret | None:
         found = _in_url(key, text)
         if found is not None:
             return found
-    if text.startswith("$") or text.strip().startswith("$"):
+    if text.strip().startswith("$"):
         shell = _SHELL_VAR.match(text.strip())
         if shell:
             why = f"'{text.strip()}' is a shell variable, which kiln does not expand"

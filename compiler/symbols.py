@@ -121,6 +121,12 @@ class Program:
         kind, _, name = key.partition("/")
         return self.group(kind).get(name) if kind in KINDS else None
 
+    def manager(self, crew_name: str) -> str | None:
+        """The agent that hands out a hierarchical crew's tasks (``None`` for other crews)."""
+        spec = self.crew(crew_name).spec
+        boss = spec.manager
+        return boss if spec.process == "hierarchical" and boss in self.agents else None
+
     def entries(self) -> list[SpecEntry]:
         """Every spec: agents, tools, memory policies, crews."""
         return [e for g in (self.agents, self.tools, self.policies, self.crews) for e in g.values()]

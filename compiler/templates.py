@@ -10,6 +10,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.diagnostics.suggest import closest
+from specs.source import dotted
 
 RefPath = tuple[str | int, ...]
 
@@ -23,10 +24,7 @@ class Reference:
 
     @property
     def dotted(self) -> str:
-        out = str(self.path[0])
-        for part in self.path[1:]:
-            out += f"[{part}]" if isinstance(part, int) else f".{part}"
-        return out
+        return dotted(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +167,8 @@ _INCLUDES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
 
 def _unsupported(every: list[nodes.Node], env: SandboxedEnvironment) -> TemplateError | None:
     """Unknown filters and tests, and includes, which would only fail when rendered."""
-    for node in sorted(every, key=lambda n: n.lineno):
+    odd = (nodes.Filter, nodes.Test, *_INCLUDES)
+    for node in sorted((n for n in every if isinstance(n, odd)), key=lambda n: n.lineno):
         if isinstance(node, nodes.Filter | nodes.Test):
             known = env.filters if isinstance(node, nodes.Filter) else env.tests
             if node.name in known:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from specs.kinds import KINDS, SpecModel
-from specs.source.atomic import write_atomic
+from specs.source.atomic import write_if_changed
 
 __all__ = ["BASE_URL", "DRAFT", "SCHEMA_DIR", "check", "generate", "main", "write"]
 
@@ -107,11 +107,8 @@ def write(directory: Path = SCHEMA_DIR) -> list[str]:
         extra.unlink()
         changed.append(extra.name)
     for name, text in expected.items():
-        target = directory / name
-        if target.is_file() and target.read_text("utf-8") == text:
-            continue
-        write_atomic(target, text)
-        changed.append(name)
+        if write_if_changed(directory / name, text):
+            changed.append(name)
     return changed
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from compiler.diagnostics import CODES, Code, Diagnostic, render_json, render_text
 from specs.source import Span
-from specs.source.atomic import write_atomic
+from specs.source.atomic import write_if_changed
 
 __all__ = ["DOC_PATH", "is_current", "main", "render", "write"]
 
@@ -131,11 +131,7 @@ def is_current(path: Path = DOC_PATH) -> bool:
 
 def write(path: Path = DOC_PATH) -> bool:
     """Write the page (atomically) if it changed; return whether it did."""
-    text = render()
-    if path.is_file() and path.read_text("utf-8") == text:
-        return False
-    write_atomic(path, text)
-    return True
+    return write_if_changed(path, render())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

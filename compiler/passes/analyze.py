@@ -155,8 +155,8 @@ class _Analyzer:
         for member in members:
             sub = self.agent(member)
             total = total + sub.bounds
-        boss = spec.manager
-        if spec.process == "hierarchical" and boss is not None and boss in self.program.agents:
+        boss = self.program.manager(name)
+        if boss is not None:
             # each tool call of the manager's own hands out a task or delegates: at worst
             # the dearest of those, once per call
             own = _own_bounds(self.program, boss)

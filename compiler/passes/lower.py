@@ -156,8 +156,8 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
             output_schema=task.output_schema,
         )
     manager = None
-    boss = crew.spec.manager
-    if crew.spec.process == "hierarchical" and boss is not None and boss in program.agents:
+    boss = program.manager(name)
+    if boss is not None:
         manager, _ = b.agent_run("manager.", boss, None, role="manager")
         b.edge(start, manager, "data", *_input_bindings(set(crew.spec.inputs)))
     for i, task in enumerate(crew.spec.tasks):

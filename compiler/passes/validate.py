@@ -15,7 +15,7 @@ from compiler.diagnostics import Diagnostic, closest, did_you_mean, error
 from compiler.passes.load import Sources
 from compiler.symbols import Origin, SpecEntry, Specs
 from specs import API_VERSION, KINDS, SpecModel
-from specs.source import DataPath, Document
+from specs.source import DataPath, Document, dotted
 
 _YAML_BOOLS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
 
@@ -168,13 +168,13 @@ def _translate(
             continue  # the list is empty only because its items were invalid (reported)
         etype = err["type"]
         path, is_key = _data_path(doc.data, loc, leaf=etype in ("missing", "extra_forbidden"))
-        where = _dotted(path)
+        where = dotted(path)
         if etype == "extra_forbidden":
             key = str(path[-1])
             allowed = _fields_at(model_cls, loc[:-1])
             yield error(
                 "K2003",
-                f"unknown key '{key}' in {kind} {_dotted(path[:-1]) or 'document'}",
+                f"unknown key '{key}' in {kind} {dotted(path[:-1]) or 'document'}",
                 doc.locate(path, key=True),
                 _key_hint(key, allowed),
             )
@@ -183,7 +183,7 @@ def _translate(
             parent = path[:-1] if path and path[-1] == field else path
             yield error(
                 "K2005",
-                f"missing required field '{field}' in {kind} {_dotted(parent) or 'document'}",
+                f"missing required field '{field}' in {kind} {dotted(parent) or 'document'}",
                 doc.locate(parent, key=True),
                 None,
             )
@@ -379,13 +379,6 @@ def _step(tp: Any, part: Any) -> Any:
 
 def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _dotted(path: DataPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _type_name(value: Any) -> str:

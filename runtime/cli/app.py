@@ -110,9 +110,8 @@ def _tty(stream: TextIO) -> bool:
 
 
 def _counts(result: Compilation) -> str:
-    program = result.program
-    specs = len(program.user_entries()) if program is not None else 0
-    files = len({e.doc.path for e in program.user_entries()}) if program is not None else 0
+    entries = result.program.user_entries() if result.program is not None else []
+    specs, files = len(entries), len({e.doc.path for e in entries})
     return f"{specs} spec{'s' * (specs != 1)} in {files} file{'s' * (files != 1)}"
 
 

@@ -2,6 +2,7 @@
 
 from specs.source.document import DataPath as DataPath
 from specs.source.document import Document as Document
+from specs.source.document import dotted as dotted
 from specs.source.loader import DEFAULT_LIMITS as DEFAULT_LIMITS
 from specs.source.loader import Limits as Limits
 from specs.source.loader import LoadIssue as LoadIssue
@@ -20,6 +21,7 @@ __all__ = [
     "LoadResult",
     "SourceFile",
     "Span",
+    "dotted",
     "load_paths",
     "load_text",
 ]

@@ -25,6 +25,14 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_if_changed(path: Path, text: str) -> bool:
+    """``write_atomic`` unless ``path`` already holds ``text``; whether it wrote."""
+    if path.is_file() and path.read_text("utf-8") == text:
+        return False
+    write_atomic(path, text)
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -12,6 +12,14 @@ from specs.source.span import Span
 DataPath = tuple[str | int, ...]
 
 
+def dotted(path: DataPath) -> str:
+    """``spec.tasks[0].prompt``: a path as a person writes it."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """One YAML document of a file (``index``: its position in the file, from 0).

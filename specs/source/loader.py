@@ -130,7 +130,7 @@ class _Frame:
     size: int = 1
     pending_key: str | None = None
     pending_key_span: Span | None = None
-    merges: list[tuple[dict[str, Any], Span]] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
     explicit_keys: dict[str, Span] = field(default_factory=dict)
 
 
@@ -211,7 +211,7 @@ class _Composer:
                 else:
                     self._attach(stack[-1], value, size, event)
                 continue
-            if stack and isinstance(stack[-1].value, dict) and stack[-1].pending_key is None:
+            if stack and stack[-1].is_map and stack[-1].pending_key is None:
                 self._key(stack[-1], event)  # rejects collections and aliases used as keys
                 continue
             path = self._child_path(stack[-1]) if stack else ()
@@ -386,12 +386,12 @@ class _Composer:
             if not isinstance(source, dict):
                 self._issue("K1003", "a merge key '<<' takes a mapping or a list of them", span)
                 raise _Abort
-            frame.merges.append((source, span))
+            frame.merges.append(source)
 
     def _finish(self, frame: _Frame, end_event: Any) -> tuple[Any, int]:
         if frame.merges and isinstance(frame.value, dict):
             merged: dict[str, Any] = {}
-            for source, _ in reversed(frame.merges):  # earlier merge sources win over later ones
+            for source in reversed(frame.merges):  # earlier merge sources win over later ones
                 merged.update(source)
             merged.update(frame.value)  # explicit keys win over merged ones
             frame.value.clear()

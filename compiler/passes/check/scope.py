@@ -107,7 +107,7 @@ def _dashed(ref: Reference, names: frozenset[str]) -> _Problem:
         return None
     return (
         "K4004",
-        f"'tasks.{name}' reads as 'tasks.{head}' minus '{name[len(head) + 1:]}': "
+        f"'tasks.{name}' reads as 'tasks.{head}' minus '{name[len(head) + 1 :]}': "
         "in a template '-' is subtraction",
         f"write tasks['{name}'].output for a task whose name has a '-'",
     )

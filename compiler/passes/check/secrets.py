@@ -15,7 +15,7 @@ def check_secrets(program: Program, files: Mapping[str, str]) -> Iterator[Diagno
         if not suspicious(entry.doc.data):
             continue  # the common case, found without building a path for every value
         for path, key, text in walk_strings(entry.doc.data):
-            if path[:1] == ("metadata",) and key in ("description",):
+            if path[:1] == ("metadata",) and key == "description":
                 continue
             for written in malformed_refs(text):
                 what = "malformed" if written.endswith("}") else "unclosed"
