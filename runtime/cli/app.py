@@ -1,4 +1,4 @@
-"""``kiln``: validate, compile, graph and diff spec folders.
+"""``kiln``: validate, compile, graph and diff spec folders; run agents and crews.
 
 Exit codes: 0 success, 1 the specs (or plans) have errors, 2 the command line is wrong,
 3 an internal error (a bug in kiln: the message says how to get the traceback).
@@ -19,6 +19,8 @@ from typing import Any, NoReturn, TextIO
 
 from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
+from runtime.cli.run import add_run_parser, run_command
+from runtime.cli.runs import add_runs_parser, runs_command
 from specs.source.atomic import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", metavar="NEW.json")
     diff.add_argument("--format", choices=("text", "json"), default="text")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when the plans differ")
+    add_run_parser(commands, _Parser)
+    add_runs_parser(commands, _Parser)
     return parser
 
 
@@ -77,7 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        handler = {"validate": _validate, "compile": _compile, "graph": _graph, "plan": _plan}
+        handler = {
+            "validate": _validate,
+            "compile": _compile,
+            "graph": _graph,
+            "plan": _plan,
+            "run": run_command,
+            "runs": runs_command,
+        }
         return handler[args.command](args)
     except KeyboardInterrupt:
         return 130

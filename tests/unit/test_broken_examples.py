@@ -68,7 +68,9 @@ def _expected(path: Path) -> Expected | None:
 
 BROKEN_FILES = sorted(BROKEN.glob("*.yaml"))
 EXPECTED = [e for e in map(_expected, BROKEN_FILES) if e is not None]
-VALID_FOLDERS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and p.name != "broken")
+#: ``broken`` holds bad specs on purpose; ``scripted`` holds scripted-model turns, not specs.
+NOT_SPECS = {"broken", "scripted"}
+VALID_FOLDERS = sorted(p for p in EXAMPLES.iterdir() if p.is_dir() and p.name not in NOT_SPECS)
 
 
 def _ids(expected: Expected) -> str:

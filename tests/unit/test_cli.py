@@ -28,7 +28,7 @@ def test_validate_a_clean_folder_prints_one_success_line(
 ) -> None:
     assert main(["validate", str(EXAMPLES / "quickstart")]) == 0
     captured = capsys.readouterr()
-    assert captured.out.startswith("ok: 2 specs in 2 files valid")
+    assert captured.out.startswith("ok: 1 spec in 1 file valid")
     assert captured.out.count("\n") == 1
     assert captured.err == ""
 

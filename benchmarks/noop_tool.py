@@ -1,0 +1,11 @@
+"""A builtin tool that does nothing: what the runtime benchmarks call, so that every
+microsecond they measure is the runtime's own (``benchmarks.noop_tool:run``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def run(**kwargs: Any) -> dict[str, Any]:
+    """Accept any arguments, return an empty object."""
+    return {}

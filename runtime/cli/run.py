@@ -1,0 +1,162 @@
+"""``kiln run``: compile, run an agent or a crew, stream what happens, print the answer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run",
+        help="compile and run an agent or a crew",
+        description="Compile the specs, run one agent or crew, stream its steps to stderr and "
+        "print the final answer to stdout. Exit 0 when the run succeeds, 1 when it fails.",
+    )
+    run.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
+    who = run.add_mutually_exclusive_group()
+    who.add_argument("--agent", metavar="NAME", help="run this agent")
+    who.add_argument("--crew", metavar="NAME", help="run this crew")
+    run.add_argument("--input", metavar="TEXT", help="the request (fills the one string input)")
+    run.add_argument("--inputs", metavar="JSON", help="inputs as a JSON object")
+    run.add_argument(
+        "--model", metavar="MODEL", help="use this model for every agent (e.g. scripted:FILE)"
+    )
+    run.add_argument("--json", action="store_true", help="print the result object as JSON")
+    run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
+    run.add_argument(
+        "--runs-db",
+        metavar="FILE",
+        default=None,
+        help="the trace store (default: $KILN_RUNS_DB or .kiln/runs.db)",
+    )
+    run.add_argument("--no-trace", action="store_true", help="do not record the run")
+    view = run.add_mutually_exclusive_group()
+    view.add_argument("-q", "--quiet", action="store_true", help="no live view")
+    view.add_argument("-v", "--verbose", action="store_true", help="show values in full")
+    run.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from runtime.run import CompileFailed, RunSetupError, prepare
+
+    inputs = _inputs(args.inputs)
+    if isinstance(inputs, str):
+        return _fail(inputs, EXIT_USAGE)
+    try:
+        prepared = prepare(
+            args.paths,
+            agent=args.agent,
+            crew=args.crew,
+            text=args.input,
+            inputs=inputs,
+            model=args.model,
+        )
+    except CompileFailed as exc:
+        from compiler.diagnostics import render_text, summary
+
+        color = _color(args.color, sys.stderr)
+        comp = exc.compilation
+        print(render_text(comp.diagnostics, comp.files, color=color), file=sys.stderr)
+        print(f"kiln: {summary(comp.diagnostics)}: nothing was run", file=sys.stderr)
+        return EXIT_FAILED
+    except RunSetupError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    return _run(prepared, args)
+
+
+def _run(prepared: Any, args: argparse.Namespace) -> int:
+    import gc
+
+    import anyio
+
+    # `kiln` starts with the cyclic collector off (compiling makes no cycles). A run may go
+    # on for long and make some: collect, but rarely, and never rescan the compiled specs.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    gc.enable()
+
+    from runtime.events import JsonlWriter, Sink
+    from runtime.run import execute
+
+    sinks: list[Sink] = []
+    closers: list[Any] = []
+    if not args.quiet:
+        from rich.console import Console
+
+        from runtime.live import LiveView
+
+        color = _color(args.color, sys.stderr)
+        console = Console(file=sys.stderr, no_color=not color, force_terminal=color or None)
+        sinks.append(LiveView(console, verbose=args.verbose))
+    if args.events:
+        try:
+            writer = JsonlWriter.open(args.events)
+        except OSError as exc:
+            return _fail(f"--events {args.events}: {exc.strerror or exc}", EXIT_USAGE)
+        sinks.append(writer)
+        closers.append(writer)
+    store = None
+    if not args.no_trace:
+        from runtime.trace import TraceError, TraceStore
+
+        path = args.runs_db or os.environ.get("KILN_RUNS_DB") or ".kiln/runs.db"
+        try:
+            store = TraceStore(Path(path))
+        except TraceError as exc:
+            return _fail(f"{exc} (use --no-trace to run without recording)", EXIT_FAILED)
+        closers.append(store)
+    try:
+        result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store))
+    finally:
+        for closer in closers:
+            closer.close()
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False, indent=2, default=str))
+    elif result.ok:
+        print(_answer(result.output))
+    else:
+        print(f"kiln: run {result.status}: {result.error}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _answer(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    if (
+        isinstance(output, dict)
+        and len(output) == 1
+        and isinstance(next(iter(output.values())), str)
+    ):
+        return str(next(iter(output.values())))
+    return json.dumps(output, ensure_ascii=False, indent=2, default=str)
+
+
+def _inputs(text: str | None) -> dict[str, Any] | str:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"--inputs is not JSON: {exc.msg} at character {exc.pos}"
+    if not isinstance(value, dict):
+        return '--inputs must be a JSON object, such as \'{"topic": "tides"}\''
+    return value
+
+
+def _color(choice: str, stream: Any) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return bool(stream.isatty()) and "NO_COLOR" not in os.environ
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"kiln: error: {message}", file=sys.stderr)
+    return code

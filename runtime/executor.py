@@ -1,0 +1,588 @@
+"""The graph executor: runs a compiled agent or crew graph with anyio.
+
+Every node of the graph that is reached by ``data`` or ``control`` edges becomes a task in
+one task group. A node waits for its predecessors, builds its template scope from the
+bindings on its incoming data edges, does its work and publishes its value. Independent
+crew tasks therefore run concurrently, and a task sees exactly the outputs its edges bind
+(``tasks.<name>.output``, ``inputs.<name>``). The first task to fail cancels the others.
+
+Tool calls, approvals and delegation are not walked: an agent run invokes them from its
+loop. A hierarchical crew is run by its manager, which hands out tasks as tools.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from jinja2 import Template, TemplateError
+
+from compiler.ir import Edge, Graph, Node
+from compiler.symbols import Program
+from compiler.templates import environment
+from runtime.agent import AgentJob, AgentOutcome, Budget, run_agent
+from runtime.agent.job import Status
+from runtime.events import EventBus
+from runtime.inputs import bind_inputs
+from runtime.llm.gateway import Gateway
+from runtime.llm.types import ModelError, Usage
+from runtime.tools import BoundTool, ToolBox, ToolExecutor, bind, default_executors, virtual
+from specs import Agent
+
+
+class Output(dict[str, Any]):
+    """A typed task output: reads like a mapping in templates, prints as JSON."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResult:
+    status: Status | str
+    output: Any = None
+    error: str | None = None
+    limit: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    run_id: str
+    target: str
+    status: Status
+    output: Any = None
+    error: str | None = None
+    limit: str | None = None
+    usage: Usage = Usage()
+    duration_ms: float = 0.0
+    tasks: Mapping[str, TaskResult] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "target": self.target,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "limit": self.limit,
+            "usage": self.usage.as_json(),
+            "duration_ms": round(self.duration_ms, 3),
+            "tasks": {
+                name: {"status": t.status, "output": t.output, "error": t.error, "limit": t.limit}
+                for name, t in self.tasks.items()
+            },
+        }
+
+
+class _Failed(Exception):
+    def __init__(self, where: str, outcome: AgentOutcome) -> None:
+        super().__init__(outcome.error)
+        self.where = where
+        self.outcome = outcome
+
+
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    run_id: str
+    bus: EventBus
+    budget: Budget
+    inputs: dict[str, Any]
+    text: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+
+
+class Runner:
+    """Runs the graphs of one compiled program. Reusable and safe for concurrent runs."""
+
+    def __init__(
+        self,
+        program: Program,
+        graphs: Mapping[str, Graph] | tuple[Graph, ...],
+        *,
+        gateway: Gateway,
+        executors: Mapping[str, ToolExecutor] | None = None,
+        model: str | None = None,
+        models: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.program = program
+        #: agent name -> models to try, primary first (scripted paths resolved)
+        self.models = dict(models or {})
+        self.graphs = graphs if isinstance(graphs, Mapping) else {g.name: g for g in graphs}
+        self.gateway = gateway
+        self.executors = dict(executors) if executors is not None else default_executors()
+        self.model = model
+        self._templates: dict[str, Template] = {}
+        self._walks: dict[str, _Walk] = {}
+
+    # -- public -----------------------------------------------------------------------------
+
+    def target(self, *, agent: str | None = None, crew: str | None = None) -> str:
+        return f"Agent/{agent}" if agent is not None else f"Crew/{crew}"
+
+    def check_inputs(
+        self, target: str, inputs: Mapping[str, Any], text: str | None
+    ) -> dict[str, Any]:
+        kind, _, name = target.partition("/")
+        spec = self.program.agent(name).spec if kind == "Agent" else self.program.crew(name).spec
+        return bind_inputs(spec.inputs, inputs, text, f"{kind.lower()} {name!r}")
+
+    async def run(
+        self,
+        target: str,
+        *,
+        inputs: Mapping[str, Any],
+        text: str | None = None,
+        bus: EventBus | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run ``target`` (``Agent/<name>`` or ``Crew/<name>``) with inputs already bound
+        (see :meth:`check_inputs`)."""
+        run_id = run_id or (bus.run_id if bus is not None else uuid.uuid4().hex)
+        bus = bus or EventBus(run_id)
+        graph = self.graphs[target]
+        kind, _, name = target.partition("/")
+        limits = self.program.crew(name).spec.limits if kind == "Crew" else None
+        state = _Run(
+            run_id=run_id,
+            bus=bus,
+            budget=Budget(owner=target, max_cost_usd=limits.max_cost_usd if limits else None),
+            inputs=dict(inputs),
+            text=text,
+        )
+        bus.emit(
+            "run.start",
+            target=target,
+            kind=kind.lower(),
+            inputs=state.inputs,
+            models=self._models_of(graph),
+        )
+        started = time.perf_counter()
+        status: Status = "succeeded"
+        error = limit = None
+        output: Any = None
+        try:
+            with anyio.fail_after(limits.timeout_s if limits else None):
+                if kind == "Crew" and self.program.crew(name).spec.process == "hierarchical":
+                    output = await self._hierarchical(graph, state, name)
+                else:
+                    output = await self._walk(graph, state)
+        except _Failed as exc:
+            status, error, limit = exc.outcome.status, exc.outcome.error, exc.outcome.limit
+            if exc.where:
+                error = f"task {exc.where!r}: {error}"
+        except TimeoutError:
+            status, limit = "limit_exceeded", "timeout_s"
+            error = (
+                f"timeout_s exceeded ({target}): the crew ran for {limits and limits.timeout_s} s"
+            )
+        finally:
+            self._forget(graph, run_id)
+        duration_ms = (time.perf_counter() - started) * 1000
+        if status != "succeeded":
+            bus.emit("run.error", status=status, error=error, limit=limit)
+        bus.emit(
+            "run.complete",
+            duration_ms=duration_ms,
+            status=status,
+            output=output,
+            usage=state.budget.usage.as_json(),
+        )
+        return RunResult(
+            run_id=run_id,
+            target=target,
+            status=status,
+            output=output,
+            error=error,
+            limit=limit,
+            usage=state.budget.usage,
+            duration_ms=duration_ms,
+            tasks=dict(state.tasks),
+        )
+
+    # -- walking ----------------------------------------------------------------------------
+
+    async def _walk(self, graph: Graph, state: _Run) -> Any:
+        walk = self._walks.get(graph.name)
+        if walk is None:
+            walk = self._walks[graph.name] = _Walk.of(graph)
+        values: dict[str, Any] = {}
+        if not walk.concurrent:  # a chain (every agent, most crews): no tasks to spawn
+            for node in walk.order:
+                values[node.id] = await self._node(graph, node, walk.scope(node, values), state)
+            return values[graph.exit]
+        done = {node.id: anyio.Event() for node in walk.order}
+        failures: list[_Failed] = []
+
+        async def visit(node: Node) -> None:
+            for edge in walk.incoming[node.id]:
+                await done[edge.source].wait()
+            try:
+                values[node.id] = await self._node(graph, node, walk.scope(node, values), state)
+            except _Failed as exc:  # the first failure cancels the rest of the graph
+                failures.append(exc)
+                tg.cancel_scope.cancel()
+                return
+            done[node.id].set()
+
+        async with anyio.create_task_group() as tg:
+            for node in walk.order:
+                tg.start_soon(visit, node)
+        if failures:
+            raise failures[0]
+        return values[graph.exit]
+
+    async def _node(self, graph: Graph, node: Node, scope: dict[str, Any], state: _Run) -> Any:
+        kind = node.kind
+        if kind == "input":
+            return state.inputs
+        if kind == "join":
+            return scope
+        if kind == "memory_read":
+            state.bus.emit(
+                "memory.read",
+                task=node.task,
+                policy=node.spec,
+                items=[],
+                reason="memory stores are not available in this runtime yet",
+            )
+            return {**scope, "memory": []}
+        if kind == "memory_write":
+            return scope.get("answer")
+        if kind == "agent_run":
+            return await self._task(graph, node, scope, state)
+        if kind == "output":
+            return _result(scope)
+        raise AssertionError(f"node kind {kind} is not walked")
+
+    async def _task(self, graph: Graph, node: Node, scope: dict[str, Any], state: _Run) -> Any:
+        agent_name = str(node.attrs["agent"])
+        prompt_source = node.attrs.get("prompt")
+        task = node.task
+        if prompt_source is not None:
+            try:
+                prompt = self._render(str(prompt_source), scope)
+            except TemplateError as exc:
+                error = f"cannot render the prompt of task {task!r}: {exc}"
+                raise _Failed(task or "", AgentOutcome(status="failed", error=error)) from None
+        else:
+            prompt = state.text or "Carry out your instructions."
+        if task is not None:
+            state.bus.emit(
+                "task.start", task=task, agent=agent_name, prompt=prompt, stage=node.stage
+            )
+        outcome = await self._agent(
+            agent_name,
+            task,
+            prompt,
+            state,
+            output_schema=node.attrs.get("output_schema"),
+            crew_inputs=scope.get("inputs", {}),
+        )
+        if task is not None:
+            state.tasks[task] = TaskResult(
+                status=outcome.status,
+                output=outcome.output,
+                error=outcome.error,
+                limit=outcome.limit,
+            )
+            state.bus.emit(
+                "task.complete",
+                task=task,
+                agent=agent_name,
+                status=outcome.status,
+                **({"output": outcome.output} if outcome.ok else {"error": outcome.error}),
+            )
+        if not outcome.ok:
+            raise _Failed(task or "", outcome)
+        return Output(outcome.output) if isinstance(outcome.output, dict) else outcome.output
+
+    async def _agent(
+        self,
+        agent_name: str,
+        task: str | None,
+        prompt: str,
+        state: _Run,
+        *,
+        output_schema: Any = None,
+        crew_inputs: Mapping[str, Any] | None = None,
+        extra_tools: Mapping[str, BoundTool] | None = None,
+    ) -> AgentOutcome:
+        agent = self.program.agent(agent_name)
+        spec = agent.spec
+        inputs = {
+            name: (crew_inputs or state.inputs).get(name, declared.default)
+            for name, declared in spec.inputs.items()
+        }
+        limits = spec.limits
+        try:
+            system = self._render(spec.instructions, {"inputs": inputs})
+        except TemplateError as exc:
+            return AgentOutcome(
+                status="failed", error=f"cannot render the instructions of {agent_name!r}: {exc}"
+            )
+        tools = self._tools(agent, task, state)
+        tools.update(extra_tools or {})
+        job = AgentJob(
+            run_id=state.run_id,
+            agent=agent_name,
+            task=task,
+            strategy=spec.strategy,
+            models=self._models(agent_name),
+            system=system,
+            prompt=prompt,
+            output_schema=output_schema if output_schema is not None else spec.output_schema,
+            tools=ToolBox(tools, self.executors),
+            gateway=self.gateway,
+            bus=state.bus,
+            budget=Budget(
+                owner=f"agent {agent_name!r}" + (f", task {task!r}" if task else ""),
+                max_iterations=limits.max_iterations,
+                max_tokens=limits.max_tokens,
+                max_cost_usd=limits.max_cost_usd,
+                parent=state.budget,
+            ),
+            temperature=spec.temperature,
+            params=spec.model_params,
+            max_repeats=limits.max_repeated_tool_calls,
+            tot_breadth=spec.tot.breadth,
+            tot_depth=spec.tot.depth,
+        )
+        return await run_agent(job, timeout_s=limits.timeout_s)
+
+    def _tools(self, agent: Agent, task: str | None, state: _Run) -> dict[str, BoundTool]:
+        tools = {
+            name: bind(self.program.tool(name))
+            for name in agent.spec.tools
+            if name in self.program.tools
+        }
+        for other in agent.spec.delegate_to:
+            tools[f"ask_{other}"] = self._delegate(other, task, state)
+        return tools
+
+    def _delegate(self, other: str, task: str | None, state: _Run) -> BoundTool:
+        description = self.program.agent(other).spec.description or f"the agent {other}"
+
+        async def call(arguments: Mapping[str, Any]) -> Any:
+            outcome = await self._agent(other, task, str(arguments["request"]), state)
+            if not outcome.ok:
+                raise RuntimeError(f"{other} could not help ({outcome.status}): {outcome.error}")
+            return outcome.output
+
+        return virtual(
+            f"ask_{other}",
+            f"Hand a request to another agent: {description}",
+            {
+                "type": "object",
+                "properties": {"request": {"type": "string"}},
+                "required": ["request"],
+                "additionalProperties": False,
+            },
+            call,
+        )
+
+    # -- hierarchical crews -----------------------------------------------------------------
+
+    async def _hierarchical(self, graph: Graph, state: _Run, crew_name: str) -> Any:
+        crew = self.program.crew(crew_name)
+        manager = self.program.manager(crew_name)
+        assert manager is not None  # the compiler rejects a hierarchical crew without one
+        deps = self.program.task_deps.get(crew_name, {})
+        outputs: dict[str, Any] = {}
+        tools: dict[str, BoundTool] = {}
+        for task in crew.spec.tasks:
+            tools[f"task_{task.name}"] = self._hand_out(
+                graph, task.name, deps.get(task.name, ()), outputs, state
+            )
+        listing = "\n".join(
+            f"- task_{t.name}: {t.description or t.prompt.strip().splitlines()[0]}"
+            for t in crew.spec.tasks
+        )
+        prompt = (
+            f"You manage a crew. Get its work done by handing out these tasks (each is a "
+            f"tool), in a sensible order, then give the final answer.\n{listing}\n\n"
+            f"Inputs: {json.dumps(state.inputs, ensure_ascii=False, default=str)}"
+        )
+        outcome = await self._agent(manager, None, prompt, state, extra_tools=tools)
+        if not outcome.ok:
+            raise _Failed("", outcome)
+        return outcome.output
+
+    def _hand_out(
+        self,
+        graph: Graph,
+        task: str,
+        needs: tuple[str, ...],
+        outputs: dict[str, Any],
+        state: _Run,
+    ) -> BoundTool:
+        node = graph.node(f"task.{task}.agent")
+
+        async def call(arguments: Mapping[str, Any]) -> Any:
+            missing = [n for n in needs if n not in outputs]
+            if missing:
+                raise RuntimeError(f"task {task} needs the output of {', '.join(missing)} first")
+            scope = {"inputs": state.inputs, "tasks": {n: {"output": outputs[n]} for n in outputs}}
+            notes = arguments.get("instructions")
+            patched = node
+            if notes:
+                attrs = dict(node.attrs)
+                attrs["prompt"] = f"{attrs['prompt']}\n\nFrom your manager: {notes}"
+                patched = Node(
+                    id=node.id, kind=node.kind, spec=node.spec, task=node.task, attrs=attrs
+                )
+            try:
+                value = await self._task(graph, patched, scope, state)
+            except _Failed as exc:
+                raise RuntimeError(
+                    f"task {task} {exc.outcome.status}: {exc.outcome.error}"
+                ) from None
+            outputs[task] = value
+            return value
+
+        return virtual(
+            f"task_{task}",
+            f"Run the crew task {task!r} and get its output.",
+            {
+                "type": "object",
+                "properties": {"instructions": {"type": "string"}},
+                "additionalProperties": False,
+            },
+            call,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _render(self, source: str, scope: Mapping[str, Any]) -> str:
+        template = self._templates.get(source)
+        if template is None:
+            template = self._templates[source] = environment().from_string(source)
+        return template.render(scope)
+
+    def _forget(self, graph: Graph, run_id: str) -> None:
+        """Let backends that keep per-run state (the scripted model's positions) drop it."""
+        for model in self._models_of(graph):
+            try:
+                backend = self.gateway.backend(model)
+            except ModelError:
+                continue
+            forget = getattr(backend, "forget", None)
+            if forget is not None:
+                forget(run_id)
+
+    def _models(self, agent_name: str) -> tuple[str, ...]:
+        if self.model:
+            return (self.model,)
+        models = self.models.get(agent_name)
+        if models:
+            return models
+        spec = self.program.agent(agent_name).spec
+        return (spec.model, *spec.fallbacks)
+
+    def models_for(self, target: str) -> list[str]:
+        """Every model a run of ``target`` may call, primary and fallbacks."""
+        return self._models_of(self.graphs[target])
+
+    def _models_of(self, graph: Graph) -> list[str]:
+        agents = {str(n.attrs["agent"]) for n in graph.nodes if n.kind == "agent_run"}
+        return sorted({m for a in agents for m in self._models(a)})
+
+
+#: Nodes whose value is a template scope, handed on whole to what follows them.
+_SCOPE_NODES = frozenset({"join", "memory_read"})
+
+
+def _merge(scope: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(scope.get(key), dict):
+            _merge(scope[key], value)
+        else:
+            scope[key] = value
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """How to walk one graph, worked out once: the nodes that data and control edges reach,
+    in dependency order, what each waits for, and whether any of them may run together."""
+
+    order: tuple[Node, ...]
+    incoming: Mapping[str, tuple[Edge, ...]]
+    kinds: Mapping[str, str]
+    concurrent: bool
+
+    @classmethod
+    def of(cls, graph: Graph) -> _Walk:
+        incoming: dict[str, list[Edge]] = {n.id: [] for n in graph.nodes}
+        following: dict[str, list[str]] = {}
+        for edge in graph.edges:
+            if edge.kind in ("data", "control"):
+                incoming[edge.target].append(edge)
+                following.setdefault(edge.source, []).append(edge.target)
+        reached = {graph.entry}
+        queue = [graph.entry]
+        for node_id in queue:
+            for target in following.get(node_id, ()):
+                if target not in reached:
+                    reached.add(target)
+                    queue.append(target)
+        waiting = {n: sum(e.source in reached for e in incoming[n]) for n in reached}
+        order = [n for n in sorted(reached) if waiting[n] == 0]
+        for node_id in order:  # Kahn's algorithm; the compiler has ruled out cycles
+            for target in following.get(node_id, ()):
+                waiting[target] -= 1
+                if waiting[target] == 0:
+                    order.append(target)
+        nodes = {n.id: n for n in graph.nodes}
+        walked = tuple(nodes[n] for n in order)
+        return cls(
+            order=walked,
+            incoming={n: tuple(e for e in incoming[n] if e.source in reached) for n in reached},
+            kinds={n.id: n.kind for n in graph.nodes},
+            concurrent=any(n.parallel for n in walked),
+        )
+
+    def scope(self, node: Node, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The template scope of ``node``: what its incoming data edges bind."""
+        scope: dict[str, Any] = {}
+        for edge in self.incoming[node.id]:
+            if edge.kind != "data":
+                continue
+            if self.kinds[edge.source] in _SCOPE_NODES:  # passes its whole scope on
+                _merge(scope, values[edge.source])
+                continue
+            for binding in edge.bindings:
+                _put(scope, binding.name.split("."), _get(values[edge.source], binding.path))
+        return scope
+
+
+def _get(value: Any, path: Any) -> Any:
+    for key in path:
+        if isinstance(value, Mapping):
+            value = value.get(key)
+        else:
+            return None
+    return value
+
+
+def _put(scope: dict[str, Any], path: list[str], value: Any) -> None:
+    for key in path[:-1]:
+        scope = scope.setdefault(key, {})
+    scope[path[-1]] = value
+
+
+def _result(scope: Mapping[str, Any]) -> Any:
+    if "output" in scope:
+        return scope["output"]
+    outputs = {name: t.get("output") for name, t in scope.get("tasks", {}).items()}
+    if len(outputs) == 1:
+        return next(iter(outputs.values()))
+    return outputs

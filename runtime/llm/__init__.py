@@ -1,0 +1,43 @@
+"""The LLM gateway: one interface to hosted, local and scripted models."""
+
+from runtime.llm.types import (
+    AuthError,
+    BadRequest,
+    ContextWindowExceeded,
+    Message,
+    ModelBackend,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    ModelTimeout,
+    ModelUnavailable,
+    Purpose,
+    RateLimited,
+    ServerError,
+    ToolCall,
+    ToolDef,
+    Usage,
+    estimate_tokens,
+    message_tokens,
+)
+
+__all__ = [
+    "AuthError",
+    "BadRequest",
+    "ContextWindowExceeded",
+    "Message",
+    "ModelBackend",
+    "ModelError",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelTimeout",
+    "ModelUnavailable",
+    "Purpose",
+    "RateLimited",
+    "ServerError",
+    "ToolCall",
+    "ToolDef",
+    "Usage",
+    "estimate_tokens",
+    "message_tokens",
+]

@@ -1,0 +1,208 @@
+"""From spec folders to a finished run: compile, check the run's inputs and scripts, run
+the target with every event going to the trace store and the given sinks."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.models import parse_model
+from compiler.pipeline import Compilation, compile_paths
+from compiler.symbols import Program
+from runtime.events import EventBus, Sink
+from runtime.executor import Runner, RunResult
+from runtime.llm.gateway import Gateway
+from runtime.llm.types import ModelError
+from runtime.tools import ToolExecutor
+
+
+class RunSetupError(Exception):
+    """The run cannot start: an unknown target, bad inputs, a script that does not fit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    compilation: Compilation
+    runner: Runner
+    target: str
+    inputs: dict[str, Any]
+    text: str | None
+
+
+def choose_target(program: Program, agent: str | None, crew: str | None) -> str:
+    if agent is not None and crew is not None:
+        raise RunSetupError("give --agent or --crew, not both")
+    if agent is not None:
+        if agent not in program.agents:
+            raise RunSetupError(_unknown("agent", agent, program.agents))
+        return f"Agent/{agent}"
+    if crew is not None:
+        if crew not in program.crews:
+            raise RunSetupError(_unknown("crew", crew, program.crews))
+        return f"Crew/{crew}"
+    user = [e for e in program.user_entries() if e.kind in ("Agent", "Crew")]
+    crews = [e for e in user if e.kind == "Crew"]
+    if len(crews) == 1:
+        return f"Crew/{crews[0].name}"
+    if not crews and len(user) == 1:
+        return f"Agent/{user[0].name}"
+    names = ", ".join(f"--{e.kind.lower()} {e.name}" for e in user) or "none"
+    raise RunSetupError(f"say what to run: {names}")
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    return f"no {kind} named {name!r} (known: {', '.join(sorted(known)) or 'none'})"
+
+
+def resolve_models(program: Program, model: str | None) -> dict[str, tuple[str, ...]]:
+    """Agent name -> the models to try, primary first. ``--model`` replaces them all.
+    Scripted model paths in specs are relative to the spec's file; ``--model`` paths to the
+    working directory."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, entry in program.agents.items():
+        if model is not None:
+            out[name] = (model,)
+            continue
+        spec = program.agent(name).spec
+        folder = Path(entry.doc.path).parent
+        out[name] = tuple(_relative_to(m, folder) for m in (spec.model, *spec.fallbacks))
+    return out
+
+
+def _relative_to(model: str, folder: Path) -> str:
+    if not model.startswith("scripted:"):
+        return model
+    path = Path(model.removeprefix("scripted:"))
+    return model if path.is_absolute() else f"scripted:{folder / path}"
+
+
+def check_scripts(program: Program, runner: Runner, target: str) -> list[str]:
+    """Every scripted model of the run loaded and checked against the agents and tasks it
+    will serve: a turn calling a tool its agent lacks is reported before the run starts."""
+    from runtime.llm.scripted import ScriptedModel
+
+    problems: list[str] = []
+    tools = _tools_by_key(program, target)
+    for model in sorted(set(runner.models_for(target))):
+        if not model.startswith("scripted:"):
+            continue
+        try:
+            backend = runner.gateway.backend(model)
+        except ModelError as exc:
+            problems.append(str(exc))
+            continue
+        if isinstance(backend, ScriptedModel):
+            problems += [str(p) for p in backend.check(tools)]
+    return problems
+
+
+def _tools_by_key(program: Program, target: str) -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for name in program.agents:
+        spec = program.agent(name).spec
+        out[name] = frozenset(spec.tools) | {f"ask_{o}" for o in spec.delegate_to}
+    kind, _, name = target.partition("/")
+    if kind == "Crew":
+        crew = program.crew(name)
+        for task in crew.spec.tasks:
+            out[task.name] = out.get(task.agent, frozenset())
+        boss = program.manager(name)
+        if boss is not None and crew.spec.process == "hierarchical":
+            out[boss] = out[boss] | {f"task_{t.name}" for t in crew.spec.tasks}
+    return out
+
+
+def prepare(
+    paths: Sequence[str | Path],
+    *,
+    agent: str | None = None,
+    crew: str | None = None,
+    text: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    gateway: Gateway | None = None,
+    executors: Mapping[str, ToolExecutor] | None = None,
+    compilation: Compilation | None = None,
+) -> Prepared:
+    """Compile and set up a run. Raises :class:`RunSetupError` for anything that would make
+    the run fail before its first step; compile errors are in ``compilation`` (check
+    ``compilation.ok`` first: the runner is not usable then)."""
+    compilation = compilation or compile_paths(paths)
+    if not compilation.ok or compilation.program is None:
+        raise CompileFailed(compilation)
+    program = compilation.program
+    if model is not None:
+        ref = parse_model(model)
+        if not hasattr(ref, "kind"):
+            raise RunSetupError(f"--model {model}: {getattr(ref, 'message', 'not a model')}")
+    target = choose_target(program, agent, crew)
+    runner = Runner(
+        program,
+        compilation.graphs,
+        gateway=gateway or Gateway(),
+        executors=executors,
+        model=model,
+        models=resolve_models(program, model),
+    )
+    problems = check_scripts(program, runner, target)
+    if problems:
+        raise RunSetupError("\n".join(problems))
+    from runtime.inputs import InputError
+
+    try:
+        bound = runner.check_inputs(target, inputs or {}, text)
+    except InputError as exc:
+        raise RunSetupError(str(exc)) from None
+    return Prepared(compilation, runner, target, bound, text)
+
+
+class CompileFailed(Exception):
+    def __init__(self, compilation: Compilation) -> None:
+        super().__init__(f"{len(compilation.errors)} compile errors")
+        self.compilation = compilation
+
+
+async def execute(
+    prepared: Prepared,
+    *,
+    sinks: Sequence[Sink] = (),
+    store: Any = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run a prepared target. With a trace ``store``, the run is recorded as it starts (so a
+    crash leaves it visible as ``running``) and completed at the end, whatever happens."""
+    run_id = run_id or uuid.uuid4().hex
+    bus = EventBus(run_id, sinks)
+    plan = prepared.compilation.plan or {}
+    if store is not None:
+        store.start_run(
+            run_id,
+            target=prepared.target,
+            kind=prepared.target.partition("/")[0].lower(),
+            inputs=prepared.inputs,
+            started=time.time(),
+            plan_hash=plan.get("plan_hash"),
+            model=prepared.runner.model,
+        )
+        bus.add(store.sink(run_id))
+    status, result = "cancelled", None
+    try:
+        result = await prepared.runner.run(
+            prepared.target, inputs=prepared.inputs, text=prepared.text, bus=bus, run_id=run_id
+        )
+        status = result.status
+        return result
+    finally:
+        if store is not None:
+            store.finish_run(
+                run_id,
+                status=status,
+                ended=time.time(),
+                output=result.output if result else None,
+                error=result.error if result else "the run was interrupted",
+                usage=result.usage.as_json() if result else None,
+            )

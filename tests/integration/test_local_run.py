@@ -1,0 +1,54 @@
+"""The quickstart end to end on the embedded local model (SmolLM2-135M via llama.cpp):
+what ``make run`` does, checked. A tiny model's answers are often wrong; what must hold is
+that every step it takes is well formed and the run finishes within its limits."""
+
+from __future__ import annotations
+
+import anyio
+
+from runtime.events import Event
+from runtime.run import execute, prepare
+from tests.helpers import EXAMPLES
+
+
+def _run(question: str) -> tuple[str, object, list[Event]]:
+    prepared = prepare([EXAMPLES / "quickstart"], agent="assistant", text=question)
+    events: list[Event] = []
+    result = anyio.run(lambda: execute(prepared, sinks=[events.append]))
+    return result.status, result.output, events
+
+
+def test_the_quickstart_runs_on_the_local_model() -> None:
+    status, output, events = _run("What is 12 times 7? Use the calculator.")
+    assert status == "succeeded"
+    assert isinstance(output, dict) and isinstance(output.get("answer"), str)
+    thoughts = [e for e in events if e.type == "agent.thought"]
+    assert thoughts, "the model was never asked"
+    assert all(e.data["model"] == "local/smollm2-135m" for e in thoughts)
+    assert all(e.data["usage"]["completion_tokens"] > 0 for e in thoughts)
+    # Schema-constrained decoding: every step names a real tool or answers.
+    actions = [e.data["tool"] for e in events if e.type == "agent.action"]
+    assert set(actions) <= {"calculator", "word_count"}
+    assert not [e for e in thoughts if e.data.get("malformed")]
+
+
+def test_local_runs_are_repeatable() -> None:
+    first = _run("How many words are in 'red green blue'?")
+    second = _run("How many words are in 'red green blue'?")
+    assert first[0] == second[0] and first[1] == second[1]
+    texts = [
+        [e.data.get("text") for e in run[2] if e.type == "agent.thought"] for run in (first, second)
+    ]
+    assert texts[0] == texts[1]
+
+
+def test_the_research_crew_runs_on_the_local_model() -> None:
+    prepared = prepare([EXAMPLES / "research-crew"], crew="research", text="tides")
+    events: list[Event] = []
+    result = anyio.run(lambda: execute(prepared, sinks=[events.append]))
+    assert result.status == "succeeded", result.error
+    assert set(result.tasks) == {"research", "analyze", "check_sources", "write"}
+    assert isinstance(result.output, dict) and {"title", "summary"} <= set(result.output)
+    # research and check_sources call tools that need a sandbox: answered, never fatal
+    failed = [e for e in events if e.type == "tool.result" and e.data["status"] == "error"]
+    assert all("no executor" in e.data["error"] for e in failed)
