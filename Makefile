@@ -59,7 +59,7 @@ schema: venv ## regenerate specs/schema/*.json from the spec models
 docs: venv ## regenerate docs/diagnostics.md from compiler/diagnostics/codes.py
 	$(BIN)/python tools/gen_docs.py
 
-bench: venv ## compile benchmarks
+bench: venv ## compile and runtime benchmarks (figures printed, never asserted)
 	$(BIN)/python benchmarks/compile_bench.py
 	$(BIN)/python benchmarks/runtime_bench.py
 

@@ -13,6 +13,7 @@ loop. A hierarchical crew is run by its manager, which hands out tasks as tools.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ import anyio
 from jinja2 import Template, TemplateError
 
 from compiler.ir import Edge, Graph, Node
+from compiler.secrets import ENV_REF
 from compiler.symbols import Program
 from compiler.templates import environment
 from runtime.agent import AgentJob, AgentOutcome, Budget, run_agent
@@ -31,7 +33,15 @@ from runtime.events import EventBus
 from runtime.inputs import bind_inputs
 from runtime.llm.gateway import Gateway
 from runtime.llm.types import ModelError, Usage
-from runtime.tools import BoundTool, ToolBox, ToolExecutor, bind, default_executors, virtual
+from runtime.tools import (
+    Approver,
+    BoundTool,
+    ToolBox,
+    ToolExecutor,
+    bind,
+    default_executors,
+    virtual,
+)
 from specs import Agent
 
 
@@ -44,7 +54,7 @@ class Output(dict[str, Any]):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskResult:
-    status: Status | str
+    status: Status
     output: Any = None
     error: str | None = None
     limit: str | None = None
@@ -113,8 +123,10 @@ class Runner:
         executors: Mapping[str, ToolExecutor] | None = None,
         model: str | None = None,
         models: Mapping[str, tuple[str, ...]] | None = None,
+        approver: Approver | None = None,
     ) -> None:
         self.program = program
+        self.approver = approver
         #: agent name -> models to try, primary first (scripted paths resolved)
         self.models = dict(models or {})
         self.graphs = graphs if isinstance(graphs, Mapping) else {g.name: g for g in graphs}
@@ -182,9 +194,9 @@ class Runner:
                 error = f"task {exc.where!r}: {error}"
         except TimeoutError:
             status, limit = "limit_exceeded", "timeout_s"
-            error = (
-                f"timeout_s exceeded ({target}): the crew ran for {limits and limits.timeout_s} s"
-            )
+            seconds = limits.timeout_s if limits else None
+            error = f"timeout_s exceeded ({target}): still running after {seconds} s"
+
         finally:
             self._forget(graph, run_id)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -341,7 +353,7 @@ class Runner:
             system=system,
             prompt=prompt,
             output_schema=output_schema if output_schema is not None else spec.output_schema,
-            tools=ToolBox(tools, self.executors),
+            tools=ToolBox(tools, self.executors, self.approver),
             gateway=self.gateway,
             bus=state.bus,
             budget=Budget(
@@ -352,7 +364,8 @@ class Runner:
                 parent=state.budget,
             ),
             temperature=spec.temperature,
-            params=spec.model_params,
+            # --model replaces the agent's models, and with them their parameters
+            params={} if self.model else resolve_env(spec.model_params),
             max_repeats=limits.max_repeated_tool_calls,
             tot_breadth=spec.tot.breadth,
             tot_depth=spec.tot.depth,
@@ -499,6 +512,30 @@ class Runner:
 
 #: Nodes whose value is a template scope, handed on whole to what follows them.
 _SCOPE_NODES = frozenset({"join", "memory_read"})
+
+
+def resolve_env(value: Any) -> Any:
+    """``${env:NAME}`` references replaced by the environment's values, read at run time.
+    A value whose variable is not set is left out rather than sent as the literal text:
+    the provider then reports the missing key, if it needs one."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            resolved = resolve_env(item)
+            if resolved is not _UNSET:
+                out[key] = resolved
+        return out
+    if isinstance(value, list | tuple):
+        return [v for v in map(resolve_env, value) if v is not _UNSET]
+    if isinstance(value, str) and "${env:" in value:
+        names = ENV_REF.findall(value)
+        if any(name not in os.environ for name in names):
+            return _UNSET
+        return ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+    return value
+
+
+_UNSET = object()
 
 
 def _merge(scope: dict[str, Any], more: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ from runtime.events import EventBus, Sink
 from runtime.executor import Runner, RunResult
 from runtime.llm.gateway import Gateway
 from runtime.llm.types import ModelError
-from runtime.tools import ToolExecutor
+from runtime.tools import Approver, ToolExecutor
 
 
 class RunSetupError(Exception):
@@ -127,6 +127,7 @@ def prepare(
     gateway: Gateway | None = None,
     executors: Mapping[str, ToolExecutor] | None = None,
     compilation: Compilation | None = None,
+    approver: Approver | None = None,
 ) -> Prepared:
     """Compile and set up a run. Raises :class:`RunSetupError` for anything that would make
     the run fail before its first step; compile errors are in ``compilation`` (check
@@ -147,6 +148,7 @@ def prepare(
         executors=executors,
         model=model,
         models=resolve_models(program, model),
+        approver=approver,
     )
     problems = check_scripts(program, runner, target)
     if problems:

@@ -174,14 +174,32 @@ def schema_error(validator: Draft202012Validator, value: Any) -> str | None:
     return f"{error.message}" + (f" (at {where})" if where else "")
 
 
+#: Asked before a tool whose spec says ``requires_approval`` runs: ``None`` approves, a
+#: string denies and is the reason the agent is told.
+Approver = Callable[[str, Mapping[str, Any]], Awaitable[str | None]]
+
+NO_APPROVER = (
+    "{tool} requires approval, and nobody can approve it in this run "
+    "(run with --approve-all to allow it)"
+)
+
+
+async def approve_all(tool: str, arguments: Mapping[str, Any]) -> str | None:
+    return None
+
+
 class ToolBox:
     """The tools of one agent run, by the name the model uses."""
 
     def __init__(
-        self, tools: Mapping[str, BoundTool], executors: Mapping[str, ToolExecutor]
+        self,
+        tools: Mapping[str, BoundTool],
+        executors: Mapping[str, ToolExecutor],
+        approver: Approver | None = None,
     ) -> None:
         self.tools = dict(tools)
         self.executors = executors
+        self.approver = approver
 
     def __bool__(self) -> bool:
         return bool(self.tools)
@@ -205,6 +223,14 @@ class ToolBox:
         problem = schema_error(tool.input_validator, arguments)
         if problem is not None:
             return ToolOutcome("invalid_input", error=f"invalid input for {name}: {problem}")
+        if tool.spec is not None and tool.spec.spec.requires_approval:
+            denied = (
+                NO_APPROVER.format(tool=name)
+                if self.approver is None
+                else await self.approver(name, arguments)
+            )
+            if denied is not None:
+                return ToolOutcome("denied", error=denied)
         try:
             if tool.virtual is not None:
                 output = await tool.virtual(arguments)

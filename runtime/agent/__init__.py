@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 
 from runtime.agent.budget import Budget, LimitExceeded, LoopDetected
-from runtime.agent.job import AgentJob, AgentOutcome, AnswerRejected
+from runtime.agent.job import AgentJob, AgentOutcome, AnswerRejected, Status
 from runtime.agent.react import cot, react
 from runtime.agent.tot import tot
 from runtime.llm.types import ModelError
@@ -44,9 +44,9 @@ async def run_agent(job: AgentJob, *, timeout_s: float | None) -> AgentOutcome:
     return AgentOutcome(status="succeeded", output=output, iterations=job.budget.iterations)
 
 
-def _ended(job: AgentJob, status: str, error: str, limit: str | None = None) -> AgentOutcome:
+def _ended(job: AgentJob, status: Status, error: str, limit: str | None = None) -> AgentOutcome:
     return AgentOutcome(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         error=error,
         limit=limit,
         iterations=job.budget.iterations,

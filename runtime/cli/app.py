@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         return handler[args.command](args)
     except KeyboardInterrupt:
+        print("kiln: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (| head): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)

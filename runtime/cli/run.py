@@ -28,6 +28,11 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     run.add_argument(
         "--model", metavar="MODEL", help="use this model for every agent (e.g. scripted:FILE)"
     )
+    run.add_argument(
+        "--approve-all",
+        action="store_true",
+        help="let tools that require approval run without asking",
+    )
     run.add_argument("--json", action="store_true", help="print the result object as JSON")
     run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
     run.add_argument(
@@ -45,6 +50,7 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
 
 def run_command(args: argparse.Namespace) -> int:
     from runtime.run import CompileFailed, RunSetupError, prepare
+    from runtime.tools import approve_all
 
     inputs = _inputs(args.inputs)
     if isinstance(inputs, str):
@@ -57,6 +63,7 @@ def run_command(args: argparse.Namespace) -> int:
             text=args.input,
             inputs=inputs,
             model=args.model,
+            approver=approve_all if args.approve_all else None,
         )
     except CompileFailed as exc:
         from compiler.diagnostics import render_text, summary

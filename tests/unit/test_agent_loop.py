@@ -275,3 +275,33 @@ def test_running_out_of_turns_fails_the_run_naming_the_script(write_specs: Write
     assert ran.result.status == "failed"
     assert ran.result.error is not None
     assert "has 1 turns and the run asked for turn 2" in ran.result.error
+
+
+APPROVAL = """\
+apiVersion: kiln/v1
+kind: Tool
+metadata: {name: wire_money}
+spec:
+  description: Send money.
+  input_schema: {type: object, properties: {amount: {type: number}}, required: [amount]}
+  executor: {type: builtin, function: "stdlib_tools.word_count:run"}
+  requires_approval: true
+"""
+
+
+def test_a_tool_that_requires_approval_is_denied_when_nobody_can_approve(
+    write_specs: WriteSpecs,
+) -> None:
+    folder = write_specs(**{"a.yaml": agent(tools="[wire_money]"), "t.yaml": APPROVAL})
+    ran = run_specs(
+        folder,
+        """
+        solver:
+          - {thought: pay, tool: wire_money, input: {amount: 5}}
+          - {thought: not allowed, final: could not pay}
+        """,
+    )
+    (result,) = ran.of("tool.result")
+    assert result.data["status"] == "denied"
+    assert "wire_money requires approval" in result.data["error"]
+    assert ran.result.output == "could not pay"

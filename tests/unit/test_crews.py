@@ -229,3 +229,17 @@ def test_a_tot_script_with_the_wrong_turn_shape_is_a_clear_error(
     assert ran.result.error is not None
     assert "turn 1 of 'solver'" in ran.result.error
     assert "is a final turn, but the agent asked for a thought" in ran.result.error
+
+
+def test_a_crew_timeout_ends_the_whole_run(write_specs: WriteSpecs) -> None:
+    folder = write_specs(
+        **{
+            "a.yaml": agent(tools="[]", output_schema=REPORT),
+            "c.yaml": _crew("parallel", DIAMOND, extra="  limits: {timeout_s: 0.1}\n"),
+        }
+    )
+    script = DIAMOND_SCRIPT.replace("delay_ms: 150", "delay_ms: 5000")
+    ran = run_specs(folder, script, crew="team", inputs={"topic": "x"})
+    assert ran.result.status == "limit_exceeded" and ran.result.limit == "timeout_s"
+    assert ran.result.error == "timeout_s exceeded (Crew/team): still running after 0.1 s"
+    assert ran.result.duration_ms < 5000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from runtime.events import Event, EventBus, JsonlWriter
 
 
@@ -40,3 +42,23 @@ def test_jsonl_writes_one_line_per_event_and_survives_odd_values() -> None:
     (line,) = out.getvalue().splitlines()
     obj = json.loads(line)
     assert obj["type"] == "tool.result" and obj["data"]["raw"] == "b'\\xff'"
+
+
+def test_env_references_in_model_params_are_read_at_run_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.executor import resolve_env
+
+    monkeypatch.setenv("KILN_TEST_KEY", "s3cret")
+    monkeypatch.delenv("KILN_TEST_MISSING", raising=False)
+    params = {
+        "api_key": "${env:KILN_TEST_KEY}",
+        "api_base": "https://${env:KILN_TEST_MISSING}/v1",
+        "headers": {"x-key": "Bearer ${env:KILN_TEST_KEY}"},
+        "timeout": 30,
+    }
+    assert resolve_env(params) == {
+        "api_key": "s3cret",
+        "headers": {"x-key": "Bearer s3cret"},
+        "timeout": 30,
+    }
