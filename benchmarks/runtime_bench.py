@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/runtime_bench.py [--steps 5,20,100] [--runs 1
 
 Every run is of one agent on the scripted model (``runtime/llm/scripted.py``): a run of N
 steps is N model calls, N-1 of them calling ``noop`` (a ``builtin`` tool that returns ``{}``:
-``benchmarks/noop_tool.py``) and the last giving the final answer. The specs and scripts
+``stdlib_tools/noop.py``) and the last giving the final answer. The specs and scripts
 are written to a temporary folder.
 
 1. Per step. The model answers at once (model time 0), so a run's time over its N steps is
@@ -63,7 +63,6 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository's packages
 import anyio  # noqa: E402
 import yaml  # noqa: E402
 
-from benchmarks import noop_tool  # noqa: E402
 from compiler.pipeline import Compilation, compile_paths  # noqa: E402
 from runtime.events import Event, EventBus, JsonlWriter, Sink  # noqa: E402
 from runtime.executor import RunResult  # noqa: E402
@@ -71,6 +70,7 @@ from runtime.llm.scripted import ScriptedModel  # noqa: E402
 from runtime.llm.types import ModelRequest  # noqa: E402
 from runtime.run import Prepared, execute, prepare  # noqa: E402
 from runtime.trace import TraceStore  # noqa: E402
+from stdlib_tools import noop as noop_tool  # noqa: E402
 
 STEP_TARGET_US = 100.0
 WALL_TARGET_S = 15.0
@@ -90,14 +90,14 @@ spec:
     required: [i]
     additionalProperties: false
   output_schema: {type: object}
-  executor: {type: builtin, function: "benchmarks.noop_tool:run"}
+  executor: {type: builtin, function: "stdlib_tools.noop:run"}
 ---
 apiVersion: kiln/v1
 kind: Tool
 metadata: {name: noop-loose}
 spec:
   description: Does nothing, with nothing to validate.
-  executor: {type: builtin, function: "benchmarks.noop_tool:run"}
+  executor: {type: builtin, function: "stdlib_tools.noop:run"}
 ---
 apiVersion: kiln/v1
 kind: Agent

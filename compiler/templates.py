@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
@@ -41,10 +43,21 @@ class TemplateError:
     hint: str | None = None
 
 
+class _Environment(SandboxedEnvironment):
+    """Jinja2's sandbox, except that a mapping's keys come before its methods: in
+    ``tasks.plan.output.items`` a typed output's field ``items`` is meant, never
+    ``dict.items``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @functools.cache
 def environment() -> SandboxedEnvironment:
     """The one environment templates are parsed (and, at run time, rendered) with."""
-    return SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+    return _Environment(autoescape=False, keep_trailing_newline=True)
 
 
 def parse(source: str) -> ParsedTemplate | TemplateError:

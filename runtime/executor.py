@@ -197,6 +197,10 @@ class Runner:
             seconds = limits.timeout_s if limits else None
             error = f"timeout_s exceeded ({target}): still running after {seconds} s"
 
+        except Exception as exc:  # noqa: BLE001 - a bug in kiln: recorded, not a crash
+            if os.environ.get("KILN_DEBUG"):
+                raise
+            status, error = "failed", f"internal error: {type(exc).__name__}: {exc}"
         finally:
             self._forget(graph, run_id)
         duration_ms = (time.perf_counter() - started) * 1000
@@ -283,8 +287,8 @@ class Runner:
         if prompt_source is not None:
             try:
                 prompt = self._render(str(prompt_source), scope)
-            except TemplateError as exc:
-                error = f"cannot render the prompt of task {task!r}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a template's fault, never kiln's crash
+                error = f"cannot render the prompt of task {task!r}: {_why(exc)}"
                 raise _Failed(task or "", AgentOutcome(status="failed", error=error)) from None
         else:
             prompt = state.text or "Carry out your instructions."
@@ -338,9 +342,10 @@ class Runner:
         limits = spec.limits
         try:
             system = self._render(spec.instructions, {"inputs": inputs})
-        except TemplateError as exc:
+        except Exception as exc:  # noqa: BLE001 - a template's fault, never kiln's crash
             return AgentOutcome(
-                status="failed", error=f"cannot render the instructions of {agent_name!r}: {exc}"
+                status="failed",
+                error=f"cannot render the instructions of {agent_name!r}: {_why(exc)}",
             )
         tools = self._tools(agent, task, state)
         tools.update(extra_tools or {})
@@ -386,7 +391,8 @@ class Runner:
         description = self.program.agent(other).spec.description or f"the agent {other}"
 
         async def call(arguments: Mapping[str, Any]) -> Any:
-            outcome = await self._agent(other, task, str(arguments["request"]), state)
+            # no task: a delegate replays its own turns, not those of the task it helps
+            outcome = await self._agent(other, None, str(arguments["request"]), state)
             if not outcome.ok:
                 raise RuntimeError(f"{other} could not help ({outcome.status}): {outcome.error}")
             return outcome.output
@@ -501,13 +507,21 @@ class Runner:
         spec = self.program.agent(agent_name).spec
         return (spec.model, *spec.fallbacks)
 
+    def models_for_agent(self, agent_name: str) -> tuple[str, ...]:
+        """The models ``agent_name`` tries, primary first."""
+        return self._models(agent_name)
+
     def models_for(self, target: str) -> list[str]:
         """Every model a run of ``target`` may call, primary and fallbacks."""
         return self._models_of(self.graphs[target])
 
     def _models_of(self, graph: Graph) -> list[str]:
-        agents = {str(n.attrs["agent"]) for n in graph.nodes if n.kind == "agent_run"}
-        return sorted({m for a in agents for m in self._models(a)})
+        agents = dict.fromkeys(str(n.attrs["agent"]) for n in graph.nodes if n.kind == "agent_run")
+        return list(dict.fromkeys(m for a in agents for m in self._models(a)))
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
 
 
 #: Nodes whose value is a template scope, handed on whole to what follows them.

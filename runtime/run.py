@@ -10,14 +10,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from compiler.models import parse_model
 from compiler.pipeline import Compilation, compile_paths
 from compiler.symbols import Program
-from runtime.events import EventBus, Sink
+from runtime.events import Event, EventBus, Sink
 from runtime.executor import Runner, RunResult
 from runtime.llm.gateway import Gateway
-from runtime.llm.types import ModelError
-from runtime.tools import Approver, ToolExecutor
+from runtime.llm.scripted import ScriptedModel
+from runtime.llm.types import ModelError, Usage
+from runtime.sandboxed import SandboxExecutor
+from runtime.tools import Approver, ToolExecutor, default_executors
+from sandbox.pool import Pool, PoolSettings
+from sandbox.profile import BackendName
+from specs import Tool
 
 
 class RunSetupError(Exception):
@@ -31,6 +38,8 @@ class Prepared:
     target: str
     inputs: dict[str, Any]
     text: str | None
+    #: the sandboxes of python and shell tools (``None`` when the caller gave executors)
+    sandbox: SandboxExecutor | None = None
 
 
 def choose_target(program: Program, agent: str | None, crew: str | None) -> str:
@@ -83,8 +92,6 @@ def _relative_to(model: str, folder: Path) -> str:
 def check_scripts(program: Program, runner: Runner, target: str) -> list[str]:
     """Every scripted model of the run loaded and checked against the agents and tasks it
     will serve: a turn calling a tool its agent lacks is reported before the run starts."""
-    from runtime.llm.scripted import ScriptedModel
-
     problems: list[str] = []
     tools = _tools_by_key(program, target)
     for model in sorted(set(runner.models_for(target))):
@@ -97,6 +104,43 @@ def check_scripts(program: Program, runner: Runner, target: str) -> list[str]:
             continue
         if isinstance(backend, ScriptedModel):
             problems += [str(p) for p in backend.check(tools)]
+            problems += _uncovered(program, runner, target, model, backend)
+    return problems
+
+
+def _uncovered(
+    program: Program, runner: Runner, target: str, model: str, script: ScriptedModel
+) -> list[str]:
+    """Work the script must have turns for and does not, or cannot replay in a fixed
+    order: an agent serving several tasks that run side by side needs turns per task."""
+    kind, _, name = target.partition("/")
+    primary = {agent: runner.models_for_agent(agent)[0] for agent in program.agents}
+    mine = {agent for agent, first in primary.items() if first == model}
+    problems = []
+    if kind == "Agent":
+        if name in mine and name not in script.turns:
+            problems.append(f"{script.path}: no turns for agent {name!r}")
+        return problems
+    crew = program.crew(name)
+    serving: dict[str, list[str]] = {}
+    for task in crew.spec.tasks:
+        if task.agent in mine and task.name not in script.turns:
+            serving.setdefault(task.agent, []).append(task.name)
+    for agent, tasks in serving.items():
+        if agent not in script.turns:
+            problems.append(
+                f"{script.path}: no turns for task{'s' * (len(tasks) > 1)} "
+                f"{', '.join(map(repr, tasks))} (agent {agent!r}): key them by task or agent"
+            )
+        elif len(tasks) > 1:
+            problems.append(
+                f"{script.path}: agent {agent!r} serves tasks {', '.join(map(repr, tasks))}; "
+                "their turns would be taken in whatever order the tasks run: key the turns "
+                "by task name"
+            )
+    boss = program.manager(name)
+    if crew.spec.process == "hierarchical" and boss in mine and boss not in script.turns:
+        problems.append(f"{script.path}: no turns for the manager {boss!r}")
     return problems
 
 
@@ -128,6 +172,9 @@ def prepare(
     executors: Mapping[str, ToolExecutor] | None = None,
     compilation: Compilation | None = None,
     approver: Approver | None = None,
+    sandbox: BackendName | None = None,
+    unsafe: bool = False,
+    pool: PoolSettings | None = None,
 ) -> Prepared:
     """Compile and set up a run. Raises :class:`RunSetupError` for anything that would make
     the run fail before its first step; compile errors are in ``compilation`` (check
@@ -141,6 +188,15 @@ def prepare(
         if not hasattr(ref, "kind"):
             raise RunSetupError(f"--model {model}: {getattr(ref, 'message', 'not a model')}")
     target = choose_target(program, agent, crew)
+    sandboxes = None
+    if executors is None:
+        sandboxes = SandboxExecutor(
+            Pool(pool),
+            backend=sandbox,
+            unsafe=unsafe,
+            folders={n: Path(e.doc.path).parent for n, e in program.tools.items()},
+        )
+        executors = {**default_executors(), "python": sandboxes, "shell": sandboxes}
     runner = Runner(
         program,
         compilation.graphs,
@@ -159,7 +215,15 @@ def prepare(
         bound = runner.check_inputs(target, inputs or {}, text)
     except InputError as exc:
         raise RunSetupError(str(exc)) from None
-    return Prepared(compilation, runner, target, bound, text)
+    return Prepared(compilation, runner, target, bound, text, sandboxes)
+
+
+def _tools_of(prepared: Prepared) -> list[Tool]:
+    """The tools a run of the target may call."""
+    program = prepared.runner.program
+    graph = prepared.runner.graphs[prepared.target]
+    names = {n.spec.partition("/")[2] for n in graph.nodes if n.kind == "tool_call" and n.spec}
+    return [program.tool(n) for n in sorted(names) if n in program.tools]
 
 
 class CompileFailed(Exception):
@@ -192,13 +256,24 @@ async def execute(
         )
         bus.add(store.sink(run_id))
     status, result = "cancelled", None
+    spent = _Spent()
+    bus.add(spent)
     try:
+        if prepared.sandbox is not None:
+            await prepared.sandbox.warm(_tools_of(prepared))
         result = await prepared.runner.run(
             prepared.target, inputs=prepared.inputs, text=prepared.text, bus=bus, run_id=run_id
         )
         status = result.status
         return result
     finally:
+        if result is None:  # interrupted: the events still say how it ended
+            error = "the run was interrupted"
+            bus.emit("run.error", status="cancelled", error=error, limit=None)
+            bus.emit("run.complete", status="cancelled", output=None, usage=spent.usage)
+        if prepared.sandbox is not None:
+            with anyio.CancelScope(shield=True):
+                await prepared.sandbox.pool.aclose()
         if store is not None:
             store.finish_run(
                 run_id,
@@ -206,5 +281,23 @@ async def execute(
                 ended=time.time(),
                 output=result.output if result else None,
                 error=result.error if result else "the run was interrupted",
-                usage=result.usage.as_json() if result else None,
+                usage=result.usage.as_json() if result else spent.usage,
             )
+
+
+class _Spent:
+    """A sink adding up the usage the agents report, for runs that end without a result."""
+
+    def __init__(self) -> None:
+        self.total = Usage()
+
+    def __call__(self, event: Event) -> None:
+        usage = event.data.get("usage") if event.type == "agent.thought" else None
+        if usage:
+            self.total = self.total + Usage(
+                usage["prompt_tokens"], usage["completion_tokens"], usage["cost_usd"]
+            )
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return self.total.as_json()

@@ -64,6 +64,9 @@ class BuiltinExecutor:
         function = self._functions.get(reference)
         if function is None:
             module_name, _, attr = reference.partition(":")
+            if module_name != "stdlib_tools" and not module_name.startswith("stdlib_tools."):
+                # the compiler refuses these (K4013); this holds for plans built elsewhere
+                raise ToolUnavailable(f"{reference} is not in kiln's standard library")
             function = getattr(importlib.import_module(module_name), attr)
             if not callable(function):
                 raise TypeError(f"{reference} is not callable")
@@ -90,6 +93,15 @@ class NotAvailableExecutor:
 
 class ToolUnavailable(Exception):
     pass
+
+
+class ToolError(Exception):
+    """A tool call failed in a way its executor has already put into words (a sandbox
+    limit, an exit code): the message is the observation, as it is."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def default_executors() -> dict[str, ToolExecutor]:
@@ -240,6 +252,8 @@ class ToolBox:
                 output = await executor.call(tool.spec, arguments)
         except ToolUnavailable as exc:
             return ToolOutcome("error", error=str(exc))
+        except ToolError as exc:
+            return ToolOutcome("error", error=str(exc), retryable=exc.retryable)
         except Exception as exc:  # noqa: BLE001 - a tool's bug is an observation, not a crash
             return ToolOutcome("error", error=f"{type(exc).__name__}: {exc}")
         if tool.output_validator is not None:

@@ -22,7 +22,7 @@ from runtime.agent.job import (
     observation_text,
     parse_json_reply,
 )
-from runtime.llm.types import Message, ModelResponse
+from runtime.llm.types import Message, ModelError, ModelResponse
 from runtime.tools import ToolOutcome
 
 
@@ -211,8 +211,20 @@ def _observation(tool: str, outcome: ToolOutcome) -> str:
     return f"Error from {tool}: {outcome.error}"
 
 
+def _all_native(job: AgentJob) -> bool:
+    """Native tool calling only when every model the agent may fall back to has it: the
+    conversation is built once, and a fallback must be able to continue it."""
+    for model in job.models:
+        try:
+            if not job.gateway.backend(model).native_tools:
+                return False
+        except ModelError:
+            return False
+    return True
+
+
 async def react(job: AgentJob) -> Any:
-    native = bool(job.tools) and job.gateway.backend(job.models[0]).native_tools
+    native = bool(job.tools) and _all_native(job)
     system = (
         prompts.react_native(job.system, job.output_schema)
         if native

@@ -21,6 +21,7 @@ from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
 from runtime.cli.run import add_run_parser, run_command
 from runtime.cli.runs import add_runs_parser, runs_command
+from runtime.cli.sandbox import add_sandbox_parser, sandbox_command
 from specs.source.atomic import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when the plans differ")
     add_run_parser(commands, _Parser)
     add_runs_parser(commands, _Parser)
+    add_sandbox_parser(commands, _Parser)
     return parser
 
 
@@ -88,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plan": _plan,
             "run": run_command,
             "runs": runs_command,
+            "sandbox": sandbox_command,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:

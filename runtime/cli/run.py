@@ -33,6 +33,16 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         action="store_true",
         help="let tools that require approval run without asking",
     )
+    run.add_argument(
+        "--sandbox",
+        choices=("nsjail", "bwrap", "none"),
+        help="the sandbox for python and shell tools (default: the first that works here)",
+    )
+    run.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="allow --sandbox none, which runs tool code without isolation",
+    )
     run.add_argument("--json", action="store_true", help="print the result object as JSON")
     run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
     run.add_argument(
@@ -64,6 +74,8 @@ def run_command(args: argparse.Namespace) -> int:
             inputs=inputs,
             model=args.model,
             approver=approve_all if args.approve_all else None,
+            sandbox=args.sandbox,
+            unsafe=args.unsafe,
         )
     except CompileFailed as exc:
         from compiler.diagnostics import render_text, summary
@@ -89,6 +101,7 @@ def _run(prepared: Any, args: argparse.Namespace) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     gc.enable()
+    _terminate_like_interrupt()
 
     from runtime.events import JsonlWriter, Sink
     from runtime.run import execute
@@ -132,6 +145,17 @@ def _run(prepared: Any, args: argparse.Namespace) -> int:
     else:
         print(f"kiln: run {result.status}: {result.error}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (a container stopping, a CI timeout) ends a run as Ctrl-C does: recorded as
+    cancelled, sandboxes killed, instead of leaving the run 'running' forever."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _answer(output: Any) -> str:

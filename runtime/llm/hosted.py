@@ -263,6 +263,11 @@ _LABELS: Final[Mapping[type[ModelError], str]] = {
     BadRequest: "bad request",
     ContextWindowExceeded: "context window exceeded",
 }
+_MISSING_KEY = re.compile(
+    r"Missing credentials|api_key client option must be set|API key (?:is )?(?:not set|missing)"
+    r"|No API key|(?:OPENAI|ANTHROPIC|GEMINI|GROQ|MISTRAL)_API_KEY",
+    re.IGNORECASE,
+)
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Exception -\s*|\w+Error:\s*)+")
 
 
@@ -270,9 +275,16 @@ def _translate(exc: Exception, model: str, timeout: Any) -> ModelError:
     """The :class:`ModelError` for an exception raised by ``litellm.acompletion``."""
     kind = _kind(exc)
     status = getattr(exc, "status_code", None)
+    text = str(exc)
+    if _MISSING_KEY.search(text):  # litellm reports a missing key as a 500: it is not one
+        return AuthError(f"no API key: {_detail(exc)}", model=model)
     if kind is ModelTimeout:
         after = f" after {timeout:g} s" if isinstance(timeout, int | float) else ""
         return ModelTimeout(f"timeout{after}: {_detail(exc)}", model=model)
+    if "APIConnectionError" in {c.__name__ for c in type(exc).__mro__} or (
+        "Connection error" in text
+    ):
+        return ServerError(f"cannot connect to the provider: {_detail(exc)}", model=model)
     if kind is None:
         message = f"{type(exc).__name__}: {_detail(exc)}"
         return ServerError(message, model=model)

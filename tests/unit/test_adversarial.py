@@ -211,7 +211,7 @@ def test_python_tag_is_refused(tmp_path: Path) -> None:
     metadata: {name: t}
     spec:
       description: !!python/object/apply:os.system ["id"]
-      executor: {type: builtin, function: 'm:f'}
+      executor: {type: builtin, function: 'stdlib_tools.noop:run'}
     """
     _at(_compile(tmp_path, {"a.yaml": spec}), 5, 16, "K1008")
 
@@ -393,7 +393,7 @@ def test_version_written_as_float_hints_at_quoting(tmp_path: Path) -> None:
     spec:
       description: d
       version: 1.10
-      executor: {type: builtin, function: 'm:f'}
+      executor: {type: builtin, function: 'stdlib_tools.noop:run'}
     """
     d = _at(_compile(tmp_path, {"a.yaml": spec}), 6, 12, "K2004")
     assert "quote" in (d.hint or "")
@@ -894,7 +894,7 @@ def test_json_schema_type_typo(tmp_path: Path) -> None:
           query: {type: strin}
       output_schema:
         type: objekt
-      executor: {type: builtin, function: 'm:f'}
+      executor: {type: builtin, function: 'stdlib_tools.noop:run'}
     """
     result = _compile(tmp_path, {"a.yaml": spec})
     assert "did you mean 'string'?" in _at(result, 9, 21, "K4002").message
@@ -1451,7 +1451,7 @@ def test_a_schema_error_does_not_make_tools_look_unused(tmp_path: Path) -> None:
     metadata: {name: t}
     spec:
       description: d
-      executor: {type: builtin, function: 'm:f'}
+      executor: {type: builtin, function: 'stdlib_tools.noop:run'}
     ---
     apiVersion: kiln/v1
     kind: Agent
@@ -1528,7 +1528,7 @@ def test_many_mistakes_in_one_project_are_all_reported_sorted(tmp_path: Path) ->
 def test_error_in_third_document_is_located_there(tmp_path: Path) -> None:
     tool = (
         "apiVersion: kiln/v1\nkind: Tool\nmetadata: {name: NAME}\nspec:\n  description: d\n"
-        "  executor: {type: builtin, function: 'm:f'}\n---\n"
+        "  executor: {type: builtin, function: 'stdlib_tools.noop:run'}\n---\n"
     )
     agent = (
         "apiVersion: kiln/v1\nkind: Agent\nmetadata: {name: a}\nspec:\n"

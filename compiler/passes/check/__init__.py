@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from compiler.diagnostics import Diagnostic
 from compiler.passes.check.cycles import check_cycles
-from compiler.passes.check.hosts import check_hosts
+from compiler.passes.check.hosts import check_builtins, check_hosts
 from compiler.passes.check.models import check_models
 from compiler.passes.check.process import check_process
 from compiler.passes.check.schemas import check_schemas
@@ -29,6 +29,7 @@ def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
         *check_models(program),
         *check_secrets(program, files),
         *check_hosts(program),
+        *check_builtins(program),
         *check_usage(program),
     )
 

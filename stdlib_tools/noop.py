@@ -1,5 +1,6 @@
 """A builtin tool that does nothing: what the runtime benchmarks call, so that every
-microsecond they measure is the runtime's own (``benchmarks.noop_tool:run``)."""
+microsecond they measure is the runtime's own (``stdlib_tools.noop:run``; no Tool spec
+registers it, so no agent sees it unless a spec names it)."""
 
 from __future__ import annotations
 

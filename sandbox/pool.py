@@ -1,0 +1,344 @@
+"""Warm pools of sandboxed workers, one pool per :class:`~sandbox.profile.Profile`.
+
+A worker is started ahead of need (``warm``), serves many calls (each in a fresh forked
+child, see ``sandbox/inside/worker.py``), and is retired after ``max_calls`` calls, after
+any call that hit a limit or crashed, or when the worker says it could not clean up. At
+most ``size`` calls run at once per profile; more wait, ``queue`` of them at most, each for
+``queue_timeout_s`` at most. A worker that stops answering (``timeout_s`` plus a grace) is
+killed from outside: nothing a tool does can hang the runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import PIPE
+from typing import IO, Any, Final
+
+import anyio
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from sandbox.backends import backend_named
+from sandbox.backends.base import Backend, Launch
+from sandbox.profile import FIRST_UID, Profile
+
+WORKER_DIR: Final = Path(__file__).resolve().parent / "inside"
+#: Extra seconds a worker gets past a call's own timeout before it is killed from outside.
+GRACE_S: Final = 2.0
+START_TIMEOUT_S: Final = 15.0
+MAX_LINE: Final = 64 * 1024 * 1024
+#: Reasons after which a worker is retired: the limit may have left it in a bad state.
+RETIRE: Final = frozenset({"timeout", "cpu", "memory", "killed", "crash", "output", "leak"})
+
+
+class SandboxError(Exception):
+    """A call could not be made at all: no backend, a worker that would not start, a full
+    queue. (A call that ran and failed is a :class:`CallResult` with ``ok=False``.)"""
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    #: why it failed: exception, timeout, cpu, memory, processes, output, killed, crash, ...
+    reason: str | None = None
+    stdout: str = ""
+    ms: float = 0.0
+
+
+@dataclass(slots=True)
+class PoolSettings:
+    size: int = 4  #: calls at once per profile (and workers kept per profile)
+    warm: int = 1  #: workers started ahead of the first call, per profile
+    max_calls: int = 500  #: calls before a worker is replaced
+    queue: int = 256  #: calls that may wait per profile
+    queue_timeout_s: float = 30.0
+
+
+class _Slots:
+    """Pool slots, each with its own outside uid; a slot is reused only after its worker
+    is gone."""
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._next = 0
+
+    def take(self) -> int:
+        if self._free:
+            return self._free.pop()
+        self._next += 1
+        return self._next - 1
+
+    def give(self, slot: int) -> None:
+        self._free.append(slot)
+
+
+@dataclass(slots=True, eq=False)
+class _Worker:
+    process: Process
+    reader: BufferedByteReceiveStream
+    slot: int
+    launch: Launch
+    #: the backend's stderr: a file, not a pipe nobody drains (which could fill and block)
+    log: IO[bytes]
+    calls: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    async def call(self, request: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        token = secrets.token_hex(8)  # an answer must name its call: nothing can forge one
+        await self.process.stdin.send(json.dumps({**request, "id": token}).encode() + b"\n")
+        with anyio.fail_after(timeout_s + GRACE_S):
+            line = await self.reader.receive_until(b"\n", MAX_LINE)
+        self.calls += 1
+        answer = json.loads(line)
+        if not isinstance(answer, dict):
+            raise ValueError("the worker's answer is not an object")
+        if answer.get("id") != token:
+            raise ValueError("the answer is not for this call")
+        return answer
+
+
+class _ProfilePool:
+    def __init__(self, profile: Profile, settings: PoolSettings) -> None:
+        self.profile = profile
+        self.settings = settings
+        self.idle: list[_Worker] = []
+        self.busy = 0
+        self.waiting = 0
+        self.limiter = anyio.Semaphore(settings.size)
+
+
+class Pool:
+    """Sandboxed workers for every profile in use. Use as an async context manager (or call
+    :meth:`aclose`): every worker is killed on the way out."""
+
+    def __init__(
+        self,
+        settings: PoolSettings | None = None,
+        *,
+        backends: Mapping[str, Backend] | None = None,
+    ) -> None:
+        self.settings = settings or PoolSettings()
+        self._backends = dict(backends or {})
+        self._pools: dict[Profile, _ProfilePool] = {}
+        self._slots = _Slots()
+        self._live: set[_Worker] = set()
+        self.started = 0
+        self.retired = 0
+
+    async def __aenter__(self) -> Pool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def backend(self, name: str) -> Backend:
+        found = self._backends.get(name)
+        if found is None:
+            found = self._backends[name] = backend_named(name)
+        return found
+
+    async def warm(self, profile: Profile, count: int | None = None) -> None:
+        """Start workers for ``profile`` now, so the first calls find them ready."""
+        pool = self._pool(profile)
+        want = self.settings.warm if count is None else count
+        while len(pool.idle) + pool.busy < min(want, self.settings.size):
+            pool.idle.append(await self._start(profile))
+
+    async def call(self, profile: Profile, request: Mapping[str, Any]) -> CallResult:
+        """Run one call in a worker for ``profile``. Raises :class:`SandboxError` only when
+        the call could not be made at all."""
+        pool = self._pool(profile)
+        if pool.waiting >= self.settings.queue:
+            raise SandboxError(
+                f"sandbox pool busy: {pool.waiting} calls already waiting ({profile.describe()})"
+            )
+        pool.waiting += 1
+        try:
+            with anyio.move_on_after(self.settings.queue_timeout_s) as waited:
+                await pool.limiter.acquire()
+        finally:
+            pool.waiting -= 1
+        if waited.cancelled_caught:
+            raise SandboxError(
+                f"no sandbox worker became free within {self.settings.queue_timeout_s:g} s"
+            )
+        pool.busy += 1
+        try:
+            worker = pool.idle.pop() if pool.idle else await self._start(profile)
+            try:
+                result, keep = await self._run(worker, request, profile)
+            except BaseException:  # cancelled mid-call: the worker's state is unknown
+                await self._retire(worker)
+                raise
+            if keep and worker.calls < self.settings.max_calls:
+                pool.idle.append(worker)
+            else:
+                await self._retire(worker)
+            return result
+        finally:
+            pool.busy -= 1
+            pool.limiter.release()
+
+    async def aclose(self) -> None:
+        for worker in list(self._live):
+            await self._retire(worker)
+        self._pools.clear()
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _pool(self, profile: Profile) -> _ProfilePool:
+        pool = self._pools.get(profile)
+        if pool is None:
+            pool = self._pools[profile] = _ProfilePool(profile, self.settings)
+        return pool
+
+    async def _start(self, profile: Profile) -> _Worker:
+        backend = self.backend(profile.backend)
+        problem = backend.problem()
+        if problem is not None:
+            raise SandboxError(f"the {backend.name} sandbox cannot run here: {problem}")
+        slot = self._slots.take()
+        log = tempfile.TemporaryFile(prefix="kiln-sandbox-")  # noqa: SIM115 - closed on retire
+        try:
+            launch = backend.launch(profile, slot, WORKER_DIR)
+            config = _config(profile, launch)
+            process = await anyio.open_process(
+                [*launch.argv, json.dumps(config)],
+                stdin=PIPE,
+                stdout=PIPE,
+                stderr=log,
+                env=dict(launch.env),
+                user=launch.user,
+                group=launch.group,
+                extra_groups=[] if launch.user is not None else None,
+                start_new_session=True,
+            )
+        except SandboxError:
+            self._slots.give(slot)
+            log.close()
+            raise
+        except OSError as exc:
+            self._slots.give(slot)
+            log.close()
+            raise SandboxError(f"cannot start a {backend.name} sandbox: {exc}") from None
+        assert process.stdout is not None
+        worker = _Worker(process, BufferedByteReceiveStream(process.stdout), slot, launch, log)
+        self._live.add(worker)
+        self.started += 1
+        try:
+            with anyio.fail_after(START_TIMEOUT_S):
+                ready = await worker.reader.receive_until(b"\n", MAX_LINE)
+            if json.loads(ready) != {"ready": True}:
+                raise ValueError(ready[:200])
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, say what the backend said
+            await _exited(process)
+            why = _said(worker.log)
+            await self._retire(worker)
+            detail = why or f"{type(exc).__name__}: {exc}"
+            raise SandboxError(f"the {backend.name} sandbox did not start: {detail}") from None
+        return worker
+
+    async def _run(
+        self, worker: _Worker, request: Mapping[str, Any], profile: Profile
+    ) -> tuple[CallResult, bool]:
+        """The call's result, and whether the worker may serve again."""
+        try:
+            answer = await worker.call(request, profile.timeout_s)
+        except TimeoutError:
+            return CallResult(
+                ok=False,
+                reason="timeout",
+                error=f"timeout after {profile.timeout_s:g} s (the sandbox stopped answering)",
+            ), False
+        except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
+            await _exited(worker.process)
+            why = _said(worker.log)
+            return CallResult(
+                ok=False,
+                reason="crash",
+                error="the sandbox died during the call" + (f": {why}" if why else ""),
+            ), False
+        except (ValueError, anyio.DelimiterNotFound) as exc:
+            return CallResult(ok=False, reason="protocol", error=f"bad answer: {exc}"), False
+        result = CallResult(
+            ok=bool(answer.get("ok")),
+            output=answer.get("output"),
+            error=answer.get("error"),
+            reason=answer.get("reason"),
+            stdout=str(answer.get("stdout") or ""),
+            ms=float(answer.get("ms") or 0.0),
+        )
+        keep = result.ok or (result.reason not in RETIRE and answer.get("clean", True))
+        return result, bool(keep)
+
+    async def _retire(self, worker: _Worker) -> None:
+        if worker not in self._live:
+            return
+        self._live.discard(worker)
+        self.retired += 1
+        with anyio.CancelScope(shield=True):
+            await _kill(worker.process)
+            for path in worker.launch.cleanup:
+                shutil.rmtree(path, ignore_errors=True)
+        worker.log.close()
+        self._slots.give(worker.slot)
+
+
+def _config(profile: Profile, launch: Launch) -> dict[str, Any]:
+    return {
+        "limits": {
+            "memory_mb": profile.memory_mb,
+            "cpu_s": profile.cpu_s,
+            "timeout_s": profile.timeout_s,
+            "max_processes": profile.max_processes,
+            "max_open_files": profile.max_open_files,
+            "max_output_bytes": profile.max_output_bytes,
+        },
+        "pidns": launch.pidns,
+        "wipe": list(launch.wipe),
+        "workdir": launch.workdir,
+        "paths": list(launch.paths),
+    }
+
+
+async def _kill(process: Process) -> None:
+    """Kill the worker's whole session (the backend's process and all under it)."""
+    if process.returncode is None:
+        # the worker leads its own session: one signal reaches the backend and all inside
+        # (not process.kill(), which reaps behind asyncio's back and makes it complain)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with anyio.move_on_after(5):
+        await process.wait()
+    await process.aclose()
+
+
+async def _exited(process: Process) -> None:
+    """Give a dying worker a moment to finish writing its last words."""
+    with anyio.move_on_after(0.5):
+        await process.wait()
+
+
+def _said(log: IO[bytes]) -> str:
+    """The end of what the sandbox printed (the backend's own error), on one line."""
+    log.seek(0, os.SEEK_END)
+    size = log.tell()
+    log.seek(max(0, size - 4096))
+    text = log.read().decode("utf-8", "replace").strip()
+    return " ".join(text.split())[-600:]
+
+
+__all__ = ["CallResult", "FIRST_UID", "Pool", "PoolSettings", "SandboxError"]
