@@ -342,12 +342,12 @@ class RawWorker:
     SLOT = 99
 
     def __init__(self, backend: BackendName) -> None:
-        from sandbox.pool import _config
+        from sandbox.pool import worker_config
 
         profile = Profile(backend=backend)
         self.launch = backend_named(backend).launch(profile, self.SLOT, WORKER_DIR)
         self.process = subprocess.Popen(
-            [*self.launch.argv, json.dumps(_config(profile, self.launch))],
+            [*self.launch.argv, json.dumps(worker_config(profile, self.launch))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -152,14 +152,24 @@ class JsonlWriter:
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
+        #: why writing stopped (a full disk, say): the bus drops a sink that raises, and
+        #: whoever opened the file reports this once the run is over
+        self.error: OSError | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> JsonlWriter:
         return cls(open(path, "a", encoding="utf-8"))  # noqa: SIM115 - closed by close()
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(dumps(event) + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(dumps(event) + "\n")
+            self._stream.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
     def close(self) -> None:
-        self._stream.close()
+        try:
+            self._stream.close()
+        except OSError as exc:
+            self.error = self.error or exc

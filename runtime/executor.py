@@ -37,6 +37,7 @@ from runtime.tools import (
     Approver,
     BoundTool,
     ToolBox,
+    ToolError,
     ToolExecutor,
     bind,
     default_executors,
@@ -146,7 +147,9 @@ class Runner:
     ) -> dict[str, Any]:
         kind, _, name = target.partition("/")
         spec = self.program.agent(name).spec if kind == "Agent" else self.program.crew(name).spec
-        return bind_inputs(spec.inputs, inputs, text, f"{kind.lower()} {name!r}")
+        return bind_inputs(
+            spec.inputs, inputs, text, f"{kind.lower()} {name!r}", text_is_message=kind == "Agent"
+        )
 
     async def run(
         self,
@@ -296,14 +299,23 @@ class Runner:
             state.bus.emit(
                 "task.start", task=task, agent=agent_name, prompt=prompt, stage=node.stage
             )
-        outcome = await self._agent(
-            agent_name,
-            task,
-            prompt,
-            state,
-            output_schema=node.attrs.get("output_schema"),
-            crew_inputs=scope.get("inputs", {}),
-        )
+        try:
+            outcome = await self._agent(
+                agent_name,
+                task,
+                prompt,
+                state,
+                output_schema=node.attrs.get("output_schema"),
+                crew_inputs=scope.get("inputs", {}),
+            )
+        except anyio.get_cancelled_exc_class():
+            if task is not None:  # a sibling failed, or the run was stopped: say so
+                why = "cancelled: another task failed, or the run was stopped"
+                state.tasks[task] = TaskResult(status="cancelled", error=why)
+                state.bus.emit(
+                    "task.complete", task=task, agent=agent_name, status="cancelled", error=why
+                )
+            raise
         if task is not None:
             state.tasks[task] = TaskResult(
                 status=outcome.status,
@@ -394,7 +406,7 @@ class Runner:
             # no task: a delegate replays its own turns, not those of the task it helps
             outcome = await self._agent(other, None, str(arguments["request"]), state)
             if not outcome.ok:
-                raise RuntimeError(f"{other} could not help ({outcome.status}): {outcome.error}")
+                raise ToolError(f"{other} could not help ({outcome.status}): {outcome.error}")
             return outcome.output
 
         return virtual(
@@ -449,7 +461,7 @@ class Runner:
         async def call(arguments: Mapping[str, Any]) -> Any:
             missing = [n for n in needs if n not in outputs]
             if missing:
-                raise RuntimeError(f"task {task} needs the output of {', '.join(missing)} first")
+                raise ToolError(f"task {task} needs the output of {', '.join(missing)} first")
             scope = {"inputs": state.inputs, "tasks": {n: {"output": outputs[n]} for n in outputs}}
             notes = arguments.get("instructions")
             patched = node
@@ -462,9 +474,7 @@ class Runner:
             try:
                 value = await self._task(graph, patched, scope, state)
             except _Failed as exc:
-                raise RuntimeError(
-                    f"task {task} {exc.outcome.status}: {exc.outcome.error}"
-                ) from None
+                raise ToolError(f"task {task} {exc.outcome.status}: {exc.outcome.error}") from None
             outputs[task] = value
             return value
 

@@ -26,6 +26,8 @@ def bind_inputs(
     given: Mapping[str, Any],
     text: str | None,
     owner: str,
+    *,
+    text_is_message: bool = True,
 ) -> dict[str, Any]:
     """The inputs of a run: ``given`` (from ``--inputs``), ``text`` (``--input``) for the one
     declared input not given otherwise, then defaults. Raises :class:`InputError` listing
@@ -36,11 +38,18 @@ def bind_inputs(
         for name in values
         if name not in declared
     ]
-    open_ = [n for n, spec in declared.items() if n not in values and spec.is_required]
-    if not open_:
-        open_ = [n for n in declared if n not in values]
-    if text is not None and len(open_) == 1 and declared[open_[0]].type == "string":
-        values[open_[0]] = text
+    open_ = [n for n in declared if n not in values]
+    # --input fills the one string input still open (preferring required ones)
+    strings = [n for n in open_ if declared[n].type == "string"]
+    required = [n for n in strings if declared[n].is_required]
+    target = required if required else strings
+    if text is not None and len(target) == 1:
+        values[target[0]] = text
+    elif text is not None and not text_is_message:
+        problems.append(
+            f"--input has nowhere to go: {owner} has no string input left to fill "
+            f"(inputs: {', '.join(sorted(declared)) or 'none'}); use --inputs"
+        )
     for name, spec in declared.items():
         if name in values:
             value = values[name]
@@ -49,7 +58,7 @@ def bind_inputs(
             )
             if not ok:
                 problems.append(
-                    f"input {name!r} of {owner} must be {_a(spec.type)}, got {type(value).__name__}"
+                    f"input {name!r} of {owner} must be {_a(spec.type)}, got {_json_type(value)}"
                 )
         elif spec.default is not None:
             values[name] = spec.default
@@ -58,13 +67,28 @@ def bind_inputs(
                 f"{owner} needs input {name!r}"
                 + (f" ({spec.description})" if spec.description else "")
                 + f": give it with --inputs '{{\"{name}\": ...}}'"
-                + (" or --input TEXT" if spec.type == "string" and len(open_) == 1 else "")
+                + (" or --input TEXT" if spec.type == "string" and len(target) == 1 else "")
             )
         else:
             values[name] = None
     if problems:
         raise InputError("\n".join(problems))
     return values
+
+
+def _json_type(value: Any) -> str:
+    """What a value is in JSON's words (the words of the spec's input types)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _a(word: str) -> str:

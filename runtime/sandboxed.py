@@ -94,7 +94,7 @@ class SandboxExecutor:
                     continue  # the call will say why
         for profile in profiles:
             try:
-                await self.pool.warm(profile, 1)
+                await self.pool.warm(profile)
             except SandboxError:
                 pass
 

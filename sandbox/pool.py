@@ -214,7 +214,7 @@ class Pool:
         log = tempfile.TemporaryFile(prefix="kiln-sandbox-")  # noqa: SIM115 - closed on retire
         try:
             launch = backend.launch(profile, slot, WORKER_DIR)
-            config = _config(profile, launch)
+            config = worker_config(profile, launch)
             process = await anyio.open_process(
                 [*launch.argv, json.dumps(config)],
                 stdin=PIPE,
@@ -297,7 +297,9 @@ class Pool:
         self._slots.give(worker.slot)
 
 
-def _config(profile: Profile, launch: Launch) -> dict[str, Any]:
+def worker_config(profile: Profile, launch: Launch) -> dict[str, Any]:
+    """The worker's config, CONFIG_JSON (its last argument), as
+    :class:`~sandbox.backends.base.Launch` describes it."""
     return {
         "limits": {
             "memory_mb": profile.memory_mb,
@@ -312,6 +314,9 @@ def _config(profile: Profile, launch: Launch) -> dict[str, Any]:
         "workdir": launch.workdir,
         "paths": list(launch.paths),
     }
+
+
+#: The old name: benchmarks/sandbox_bench.py still imports it.
 
 
 async def _kill(process: Process) -> None:
@@ -341,4 +346,4 @@ def _said(log: IO[bytes]) -> str:
     return " ".join(text.split())[-600:]
 
 
-__all__ = ["CallResult", "FIRST_UID", "Pool", "PoolSettings", "SandboxError"]
+__all__ = ["CallResult", "FIRST_UID", "Pool", "PoolSettings", "SandboxError", "worker_config"]

@@ -19,7 +19,10 @@ class AgentLimits(Model):
     max_tokens: int = Field(20_000, ge=1, le=100_000_000)
     max_cost_usd: float | None = Field(None, gt=0, le=1_000_000)
     max_repeated_tool_calls: int = Field(
-        3, ge=1, description="identical tool calls in a row before the loop guard answers"
+        3,
+        ge=1,
+        description="the Nth identical tool call in a row is not run: the loop guard answers it; "
+        "one more ends the run with loop_detected",
     )
 
 

@@ -64,7 +64,7 @@ def run_specs(
     *,
     agent: str | None = None,
     crew: str | None = None,
-    text: str | None = "go",
+    text: str | None = None,
     inputs: Mapping[str, Any] | None = None,
     gateway: Gateway | None = None,
     models: bool = False,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from jsonschema import Draft202012Validator
 
 from runtime.agent import context, prompts
-from runtime.agent.budget import Budget
+from runtime.agent.budget import Budget, LimitExceeded
 from runtime.events import EventBus
 from runtime.llm.types import (
     ContextWindowExceeded,
@@ -119,7 +119,18 @@ class AgentJob:
                     raise
                 continue
             self.last_call_ms = (time.perf_counter() - started) * 1000
-            self.budget.charge(response.usage)
+            try:
+                self.budget.charge(response.usage)
+            except LimitExceeded:  # the call happened: its event still says what it cost
+                self.emit(
+                    "agent.thought",
+                    duration_ms=self.last_call_ms,
+                    text=response.text,
+                    usage=response.usage.as_json(),
+                    model=response.model,
+                    over_limit=True,
+                )
+                raise
             return response, messages
         raise AssertionError("unreachable")
 

@@ -177,7 +177,13 @@ class _Loop:
         job.emit("agent.action", tool=tool, input=arguments, call_id=call_id)
         repeats = self.guard.see(tool, arguments)
         if repeats > job.max_repeats:
-            job.emit("tool.result", tool=tool, call_id=call_id, status="loop", error="loop")
+            job.emit(
+                "tool.result",
+                tool=tool,
+                call_id=call_id,
+                status="loop",
+                error=f"loop detected: the same call {repeats} times in a row; the run ends",
+            )
             raise LoopDetected(
                 f"{job.agent} called {tool} with the same input {repeats} times in a row, "
                 "after being told the result would not change"

@@ -85,6 +85,8 @@ async def _answer(job: AgentJob, problem: str, path: list[str]) -> Any:
         )
         messages.append({"role": "assistant", "content": response.text})
         reply = parse_json_reply(response.text)
+        thought = reply.get("thought") if isinstance(reply, dict) else None
+        _thought(job, response, thought if isinstance(thought, str) else response.text)
         if isinstance(reply, str) or "final" not in reply:
             problem_text = reply if isinstance(reply, str) else "it has no 'final'"
         else:

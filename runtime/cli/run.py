@@ -39,6 +39,12 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         help="the sandbox for python and shell tools (default: the first that works here)",
     )
     run.add_argument(
+        "--pool",
+        metavar="SIZE[,WARM[,MAX_CALLS]]",
+        help="sandbox workers per limit profile, started ahead, and calls before a worker "
+        "is replaced (default 4,1,500)",
+    )
+    run.add_argument(
         "--unsafe",
         action="store_true",
         help="allow --sandbox none, which runs tool code without isolation",
@@ -47,6 +53,8 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
     run.add_argument(
         "--runs-db",
+        "--db",
+        dest="runs_db",
         metavar="FILE",
         default=None,
         help="the trace store (default: $KILN_RUNS_DB or .kiln/runs.db)",
@@ -64,7 +72,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     inputs = _inputs(args.inputs)
     if isinstance(inputs, str):
-        return _fail(inputs, EXIT_USAGE)
+        return _fail(inputs, EXIT_USAGE, as_json=args.json)
+    pool = _pool(args.pool)
+    if isinstance(pool, str):
+        return _fail(pool, EXIT_USAGE, as_json=args.json)
     try:
         prepared = prepare(
             args.paths,
@@ -76,6 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
             approver=approve_all if args.approve_all else None,
             sandbox=args.sandbox,
             unsafe=args.unsafe,
+            pool=pool,
         )
     except CompileFailed as exc:
         from compiler.diagnostics import render_text, summary
@@ -84,9 +96,12 @@ def run_command(args: argparse.Namespace) -> int:
         comp = exc.compilation
         print(render_text(comp.diagnostics, comp.files, color=color), file=sys.stderr)
         print(f"kiln: {summary(comp.diagnostics)}: nothing was run", file=sys.stderr)
+        if args.json:
+            error = f"{summary(comp.diagnostics)}: nothing was run"
+            _print_json({"status": "error", "error": error, "diagnostics": _diagnostics(comp)})
         return EXIT_FAILED
     except RunSetupError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return _fail(str(exc), EXIT_USAGE, as_json=args.json)
     return _run(prepared, args)
 
 
@@ -131,15 +146,21 @@ def _run(prepared: Any, args: argparse.Namespace) -> int:
         try:
             store = TraceStore(Path(path))
         except TraceError as exc:
-            return _fail(f"{exc} (use --no-trace to run without recording)", EXIT_FAILED)
+            return _fail(f"{exc} (use --no-trace to run without recording)", EXIT_USAGE)
         closers.append(store)
     try:
         result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store))
     finally:
         for closer in closers:
             closer.close()
+    for closer in closers:
+        error = getattr(closer, "error", None)
+        if error is not None:
+            print(
+                f"kiln: warning: --events {args.events}: writing stopped: {error}", file=sys.stderr
+            )
     if args.json:
-        print(json.dumps(result.as_json(), ensure_ascii=False, indent=2, default=str))
+        _print_json(result.as_json())
     elif result.ok:
         print(_answer(result.output))
     else:
@@ -170,6 +191,25 @@ def _answer(output: Any) -> str:
     return json.dumps(output, ensure_ascii=False, indent=2, default=str)
 
 
+def _pool(text: str | None) -> Any:
+    """``--pool 8,2,1000``: the pool's settings, or what is wrong with them."""
+    from sandbox.pool import PoolSettings
+
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) > 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        return f"--pool {text}: give SIZE[,WARM[,MAX_CALLS]] as whole numbers above 0"
+    size, *rest = (int(p) for p in parts)
+    warm = rest[0] if rest else 1
+    if warm > size:
+        return f"--pool {text}: cannot warm {warm} workers in a pool of {size}"
+    settings = PoolSettings(size=size, warm=warm)
+    if len(rest) > 1:
+        settings.max_calls = rest[1]
+    return settings
+
+
 def _inputs(text: str | None) -> dict[str, Any] | str:
     if text is None:
         return {}
@@ -188,6 +228,18 @@ def _color(choice: str, stream: Any) -> bool:
     return bool(stream.isatty()) and "NO_COLOR" not in os.environ
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, *, as_json: bool = False) -> int:
     print(f"kiln: error: {message}", file=sys.stderr)
+    if as_json:  # --json promises an object on stdout, whatever happens
+        _print_json({"status": "error", "error": message})
     return code
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def _diagnostics(compilation: Any) -> Any:
+    from compiler.diagnostics import render_json
+
+    return json.loads(render_json(compilation.diagnostics))

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, TypeVar, cast
 
 if TYPE_CHECKING:
     from sandbox.backends.base import Backend, Launch
@@ -132,35 +132,17 @@ def _trial(backend: Backend, name: BackendName) -> tuple[float, float]:
 
 
 def _start(launch: Launch, profile: Profile, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    from sandbox.backends import process_options
+    from sandbox.pool import worker_config
+
     return subprocess.Popen(
-        [*launch.argv, json.dumps(worker_config(launch, profile))],
+        [*launch.argv, json.dumps(worker_config(profile, launch))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=log,
-        env=dict(launch.env),
-        user=launch.user,
-        group=launch.group,
-        extra_groups=[] if launch.user is not None else None,
         start_new_session=True,
+        **process_options(launch),
     )
-
-
-def worker_config(launch: Launch, profile: Profile) -> dict[str, Any]:
-    """The worker's config (its last argument), as ``Launch``'s docstring describes it."""
-    return {
-        "limits": {
-            "memory_mb": profile.memory_mb,
-            "cpu_s": profile.cpu_s,
-            "timeout_s": profile.timeout_s,
-            "max_processes": profile.max_processes,
-            "max_open_files": profile.max_open_files,
-            "max_output_bytes": profile.max_output_bytes,
-        },
-        "pidns": launch.pidns,
-        "wipe": list(launch.wipe),
-        "workdir": launch.workdir,
-        "paths": list(launch.paths),
-    }
 
 
 def _exchange(

@@ -155,8 +155,8 @@ class ScriptedModel:
                     problems.append(
                         ScriptProblem(
                             turn.span,
-                            f"{turn.where(key)} calls tool {tool!r}, which the agent "
-                            f"does not have (it has {has})",
+                            f"turn {turn.index} of {key!r} calls tool {tool!r}, which the "
+                            f"agent does not have (it has {has})",
                         )
                     )
         return problems
@@ -167,15 +167,15 @@ class ScriptedModel:
         key = self.key_for(request.agent, request.task)
         turns = self.turns.get(key)
         if turns is None:
-            raise ScriptError(f"{self.path}: no turns for {key!r}", model=self.name)
+            raise ScriptError(f"no turns for {key!r}", model=self.name)
         cursors = self._cursor.get(request.run_id)
         if cursors is None:
             cursors = self._cursor[request.run_id] = {}
         position = cursors.get(key, 0)
         if position >= len(turns):
             raise ScriptError(
-                f"{self.path}: {key!r} has {len(turns)} turns and the run asked for turn "
-                f"{position + 1}",
+                f"{key!r} has {len(turns)} turn{'s' * (len(turns) != 1)} and the "
+                f"run asked for turn {position + 1}",
                 model=self.name,
             )
         cursors[key] = position + 1
@@ -305,7 +305,7 @@ def _turns(
         turn = Turn(i + 1, span, item if isinstance(item, dict) else {})
         problem = _turn_problem(item)
         if problem is not None:
-            problems.append(ScriptProblem(span, f"{turn.where(key)}: {problem}"))
+            problems.append(ScriptProblem(span, f"turn {turn.index} of {key!r}: {problem}"))
         out.append(turn)
     return tuple(out)
 
@@ -332,11 +332,21 @@ def _turn_problem(item: Any) -> str | None:  # noqa: C901 - one flat list of sha
         return "'delay_ms' is a number of milliseconds, 0 or more"
     if not kinds and "thought" not in item:
         return "a turn needs 'thought', 'tool', 'final', 'score', 'raw' or 'error'"
-    usage = item.get("usage", {})
+    return _usage_problem(item.get("usage", {}))
+
+
+def _usage_problem(usage: Any) -> str | None:
     if not isinstance(usage, dict) or set(usage) - {
         "prompt_tokens",
         "completion_tokens",
         "cost_usd",
     }:
         return "'usage' has prompt_tokens, completion_tokens and cost_usd"
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"'usage.{key}' is a whole number, 0 or more"
+    cost = usage.get("cost_usd", 0)
+    if not isinstance(cost, int | float) or isinstance(cost, bool) or cost < 0:
+        return "'usage.cost_usd' is a number of dollars, 0 or more"
     return None

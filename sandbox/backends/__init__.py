@@ -4,8 +4,9 @@ The registry maps names to import strings, so importing this package imports no 
 (and nothing heavy): :func:`backend_named` imports one on first use. The rest of this module
 is what nsjail and bubblewrap must agree on, written once: the world inside
 (:func:`world`), the syscalls refused (:data:`REFUSED_SYSCALLS`), the outside uid of a slot
-(:func:`outside_uid`) and which cgroup v1 controllers can limit a sandbox here
-(:func:`cgroups`).
+(:func:`outside_uid`), which cgroup v1 controllers can limit a sandbox here
+(:func:`cgroups`), how a launch is run (:func:`process_options`) and how each finds its
+binary and learns whether it can run (:class:`IsolatingBackend`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import os
 import platform
 import stat
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, TypedDict, cast
 
 from sandbox.backends.base import INSIDE_ENV, Backend, Launch
 from sandbox.profile import (
@@ -48,8 +50,10 @@ __all__ = [
     "X32_ONLY",
     "Cgroups",
     "Controller",
+    "IsolatingBackend",
     "LaunchError",
     "Mount",
+    "ProcessOptions",
     "backend_named",
     "cgroups",
     "check_readable",
@@ -57,6 +61,8 @@ __all__ = [
     "namespaces_problem",
     "outside_uid",
     "probe",
+    "process_options",
+    "slot_cgroup",
     "uid_note",
     "unreadable",
     "with_pwd",
@@ -131,6 +137,27 @@ def with_pwd(workdir: str) -> dict[str, str]:
     return {**INSIDE_ENV, "PWD": workdir}
 
 
+class ProcessOptions(TypedDict):
+    """Keywords for ``subprocess.Popen``/``run`` and ``anyio.open_process``."""
+
+    env: dict[str, str]
+    user: int | None
+    group: int | None
+    extra_groups: list[int] | None
+
+
+def process_options(launch: Launch) -> ProcessOptions:
+    """How to run ``launch`` (see :class:`~sandbox.backends.base.Launch`): with exactly its
+    environment, as its user and group, and with no supplementary group of the runtime's
+    (such as root's) when it has a user of its own."""
+    return {
+        "env": dict(launch.env),
+        "user": launch.user,
+        "group": launch.group,
+        "extra_groups": [] if launch.user is not None else None,
+    }
+
+
 # -- probes ---------------------------------------------------------------------------------
 
 PROBE_TIMEOUT_S = 20.0
@@ -156,12 +183,9 @@ def probe(launch: Launch, what: str) -> str | None:
             argv,
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            env=dict(launch.env),
-            user=launch.user,
-            group=launch.group,
-            extra_groups=[] if launch.user is not None else None,
             timeout=PROBE_TIMEOUT_S,
             check=False,
+            **process_options(launch),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"a test {what} could not run: {exc}"
@@ -170,6 +194,69 @@ def probe(launch: Launch, what: str) -> str | None:
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
     tail = " / ".join(said[-3:]) or "no message"
     return f"a test {what} failed (exit {done.returncode}): {tail}"
+
+
+class IsolatingBackend(ABC):
+    """What nsjail and bubblewrap share as backends: the binary, found once, and whether
+    they can run here, probed once. A subclass says how to find its binary (``_locate``)
+    and how to launch a worker; its ``launch`` starts with :meth:`_binary_and_uid`."""
+
+    name: BackendName
+    #: why there is no binary, and how to install one
+    missing: str
+    #: what one sandbox is called in this backend's problems ("a test jail failed ...")
+    noun: str
+
+    def __init__(self, binary: Path | None = None) -> None:
+        self._binary = binary
+        self._problem: str | None = None
+        self._probed = False
+
+    def binary(self) -> Path | None:
+        """The binary (``_locate`` says where it is looked for), or ``None`` when there is
+        none."""
+        if self._binary is None:
+            self._binary = self._locate()
+        return self._binary
+
+    def problem(self) -> str | None:
+        """Why this backend cannot run here: no binary, no user namespaces, or a test
+        sandbox (the real command line, an empty Python program in place of the worker)
+        that failed, in the backend's own words."""
+        if not self._probed:
+            self._problem = self._find_problem()
+            self._probed = True
+        return self._problem
+
+    @abstractmethod
+    def launch(self, profile: Profile, slot: int, worker_dir: Path) -> Launch: ...
+
+    @abstractmethod
+    def _locate(self) -> Path | None: ...
+
+    def _binary_and_uid(self, profile: Profile, slot: int, worker_dir: Path) -> tuple[Path, int]:
+        """The binary and the slot's outside uid, once that uid is known to be able to read
+        the worker and every allowed path: the start of every launch."""
+        binary = self.binary()
+        if binary is None:
+            raise LaunchError(self.missing)
+        uid = outside_uid(slot)
+        check_readable(profile, worker_dir, uid)
+        return binary, uid
+
+    def _find_problem(self) -> str | None:
+        if self.binary() is None:
+            return self.missing
+        why = namespaces_problem()
+        if why is not None:
+            return why
+        if not os.access(INSIDE_PYTHON, os.X_OK):
+            return f"no {INSIDE_PYTHON}: the worker runs on the system's python3"
+        try:
+            launch = self.launch(Profile(backend=self.name), PROBE_SLOT, WORKER_DIR)
+        except (LaunchError, OSError) as exc:
+            return f"a test {self.noun} could not be prepared: {exc}"
+        return probe(launch, self.noun)
 
 
 # -- the world inside -----------------------------------------------------------------------
@@ -395,6 +482,17 @@ def cgroups() -> Cgroups:
     """Which cgroup v1 controllers can limit sandboxes here, and why not. Creates kiln's
     folder below the runtime's own cgroup (the real test that it is writable), once."""
     return Cgroups(memory=_controller("memory"), pids=_controller("pids"))
+
+
+def slot_cgroup(controller: Controller, backend: str, uid: int) -> Path:
+    """The folder of a slot's cgroups for ``backend`` (``<backend>-<uid>`` in kiln's folder
+    of ``controller``), created if need be."""
+    folder = controller.folder / f"{backend}-{uid}"
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise LaunchError(f"cannot create the cgroup {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def _controller(name: str) -> Controller:

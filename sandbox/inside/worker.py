@@ -82,9 +82,15 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
         try:
             _compiled(request["code"])
         except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-            return {"id": request.get("id"), "ok": False, "reason": "exception",
-                    "error": json.loads(_exception(exc))["error"], "stdout": "",
-                    "ms": 0.0, "clean": True}
+            return {
+                "id": request.get("id"),
+                "ok": False,
+                "reason": "exception",
+                "error": json.loads(_exception(exc))["error"],
+                "stdout": "",
+                "ms": 0.0,
+                "clean": True,
+            }
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
     pid = os.fork()
@@ -101,8 +107,13 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
     if not answer["ok"]:
         answer["clean"] = clean
     elif not clean:
-        answer = {**answer, "ok": False, "reason": "leak", "clean": False,
-                  "error": "the call left state behind that could not be removed"}
+        answer = {
+            **answer,
+            "ok": False,
+            "reason": "leak",
+            "clean": False,
+            "error": "the call left state behind that could not be removed",
+        }
     return answer
 
 
@@ -189,7 +200,7 @@ def _run_python(request: dict[str, Any]) -> Any:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 # -- the worker watching ------------------------------------------------------------------
@@ -337,8 +348,7 @@ def _kill_others() -> bool:
     me = os.getpid()
     for _ in range(50):
         others = [
-            int(name) for name in os.listdir("/proc")
-            if name.isdigit() and int(name) not in (1, me)
+            int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) not in (1, me)
         ]
         if not others:
             return True

@@ -274,7 +274,7 @@ def test_running_out_of_turns_fails_the_run_naming_the_script(write_specs: Write
     ran = run_specs(folder, "solver:\n  - {thought: t, tool: word_count, input: {text: a}}\n")
     assert ran.result.status == "failed"
     assert ran.result.error is not None
-    assert "has 1 turns and the run asked for turn 2" in ran.result.error
+    assert ".script.yaml: 'solver' has 1 turn and the run asked for turn 2" in ran.result.error
 
 
 APPROVAL = """\
@@ -305,3 +305,29 @@ def test_a_tool_that_requires_approval_is_denied_when_nobody_can_approve(
     assert result.data["status"] == "denied"
     assert "wire_money requires approval" in result.data["error"]
     assert ran.result.output == "could not pay"
+
+
+def test_the_call_that_crosses_a_limit_is_still_reported(write_specs: WriteSpecs) -> None:
+    folder = write_specs(**{"a.yaml": agent(limits="{max_tokens: 500}")})
+    ran = run_specs(
+        folder,
+        "solver:\n  - {thought: big, final: x, "
+        "usage: {prompt_tokens: 450, completion_tokens: 100}}\n",
+    )
+    assert ran.result.limit == "max_tokens"
+    (thought,) = ran.of("agent.thought")
+    assert thought.data["over_limit"] is True and thought.data["usage"]["prompt_tokens"] == 450
+
+
+@pytest.mark.parametrize(
+    ("usage", "problem"),
+    [
+        ("{completion_tokens: abc}", "'usage.completion_tokens' is a whole number, 0 or more"),
+        ("{prompt_tokens: -100}", "'usage.prompt_tokens' is a whole number, 0 or more"),
+        ("{cost_usd: -5}", "'usage.cost_usd' is a number of dollars, 0 or more"),
+    ],
+)
+def test_script_usage_values_are_checked(write_specs: WriteSpecs, usage: str, problem: str) -> None:
+    folder = write_specs(**{"a.yaml": agent()})
+    with pytest.raises(Exception, match=problem.replace("(", r"\(")):
+        run_specs(folder, f"solver:\n  - {{thought: t, final: x, usage: {usage}}}\n")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from runtime.run import RunSetupError
 from tests.helpers import EXAMPLES, WriteSpecs
 from tests.runtime_kit import agent, normalised, run_specs
 
@@ -155,7 +158,7 @@ def test_a_hierarchical_manager_hands_out_tasks_as_tools(write_specs: WriteSpecs
     assert ran.result.ok and ran.result.output == "all good"
     results = [(r.data["tool"], r.data["status"]) for r in ran.of("tool.result")]
     assert results == [("task_review", "error"), ("task_draft", "ok"), ("task_review", "ok")]
-    assert "needs the output of draft first" in ran.of("tool.result")[0].data["error"]
+    assert ran.of("tool.result")[0].data["error"] == "task review needs the output of draft first"
     prompts = {e.task: e.data["prompt"] for e in ran.of("task.start")}
     assert prompts["draft"].endswith("From your manager: be brief")
     assert prompts["review"] == "Review the draft"
@@ -244,3 +247,108 @@ def test_a_crew_timeout_ends_the_whole_run(write_specs: WriteSpecs) -> None:
     assert ran.result.status == "limit_exceeded" and ran.result.limit == "timeout_s"
     assert ran.result.error == "timeout_s exceeded (Crew/team): still running after 0.1 s"
     assert ran.result.duration_ms < 5000
+
+
+ITEMS = "{type: object, properties: {items: {type: array}, values: {type: string}}}"
+
+
+def test_a_typed_output_field_named_like_a_dict_method_reads_the_field(
+    write_specs: WriteSpecs,
+) -> None:
+    folder = write_specs(
+        **{
+            "a.yaml": agent(tools="[]", output_schema=ITEMS),
+            "c.yaml": _crew(
+                "sequential",
+                """\
+    - {name: one, agent: solver, prompt: "List"}
+    - name: two
+      agent: solver
+      prompt: "{{ tasks.one.output.items | join(', ') }} / {{ tasks.one.output.values }}"
+""",
+            ),
+        }
+    )
+    ran = run_specs(
+        folder,
+        "one: [{thought: t, final: {items: [a, b], values: v}}]\n"
+        "two: [{thought: t, final: {items: []}}]\n",
+        crew="team",
+        inputs={"topic": "x"},
+    )
+    assert ran.result.ok
+    assert ran.of("task.start")[1].data["prompt"] == "a, b / v"
+
+
+def test_a_prompt_that_fails_to_render_fails_its_task_not_kiln(write_specs: WriteSpecs) -> None:
+    folder = write_specs(
+        **{
+            "a.yaml": agent(tools="[]", output_schema=REPORT),
+            "c.yaml": _crew(
+                "sequential",
+                """\
+    - {name: one, agent: solver, prompt: "Go"}
+    - {name: two, agent: solver, prompt: "{{ tasks.one.output.n // 0 }}"}
+""",
+            ),
+        }
+    )
+    script = "one: [{thought: t, final: {n: 1}}]\ntwo: []\n"
+    ran = run_specs(folder, script, crew="team", inputs={"topic": "x"})
+    assert ran.result.status == "failed"
+    assert ran.result.error == (
+        "task 'two': cannot render the prompt of task 'two': "
+        "ZeroDivisionError: integer division or modulo by zero"
+    )
+
+
+def test_an_agent_serving_two_tasks_needs_turns_per_task(write_specs: WriteSpecs) -> None:
+    folder = write_specs(
+        **{"a.yaml": agent(tools="[]", output_schema=REPORT), "c.yaml": _crew("parallel", DIAMOND)}
+    )
+    with pytest.raises(RunSetupError) as caught:
+        run_specs(
+            folder, "solver: [{thought: t, final: {n: 1}}]\n", crew="team", inputs={"topic": "x"}
+        )
+    assert "agent 'solver' serves tasks 'plan', 'left', 'right', 'join'" in str(caught.value)
+    assert "key the turns by task name" in str(caught.value)
+
+
+def test_a_delegate_inside_a_task_replays_its_own_turns(write_specs: WriteSpecs) -> None:
+    folder = write_specs(
+        **{
+            "a.yaml": agent(tools="[]", extra="delegate_to: [helper]\n"),
+            "h.yaml": agent("helper", tools="[]"),
+            "c.yaml": _crew("sequential", '    - {name: job, agent: solver, prompt: "Go"}\n'),
+        }
+    )
+    ran = run_specs(
+        folder,
+        """
+        job:
+          - {thought: ask, tool: ask_helper, input: {request: help}}
+          - {thought: thanks, final: done}
+        helper:
+          - {thought: helping, final: helped}
+        """,
+        crew="team",
+        inputs={"topic": "x"},
+    )
+    assert ran.result.ok and ran.result.output == "done"
+    assert [e.data["output"] for e in ran.of("tool.result")] == ["helped"]
+
+
+def test_siblings_cancelled_by_a_failure_are_recorded_as_cancelled(
+    write_specs: WriteSpecs,
+) -> None:
+    folder = write_specs(
+        **{"a.yaml": agent(tools="[]", output_schema=REPORT), "c.yaml": _crew("parallel", DIAMOND)}
+    )
+    script = DIAMOND_SCRIPT.replace(
+        "left: [{thought: l, final: {n: 2}, delay_ms: 150}]",
+        "left: [{thought: l, final: {bad: 1}}, {thought: l, final: {bad: 2}}]",
+    ).replace("delay_ms: 150", "delay_ms: 2000")
+    ran = run_specs(folder, script, crew="team", inputs={"topic": "x"})
+    assert ran.result.tasks["right"].status == "cancelled"
+    completes = {e.task: e.data["status"] for e in ran.of("task.complete")}
+    assert completes == {"plan": "succeeded", "left": "failed", "right": "cancelled"}

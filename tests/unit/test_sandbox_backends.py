@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from runtime.cli.sandbox import worker_config
 from sandbox.backends import WORKER_DIR, backend_named, cgroups, outside_uid
 from sandbox.backends.base import INSIDE_ENV, Launch
 from sandbox.backends.none import NONE_OFFSET
+from sandbox.pool import worker_config
 from sandbox.profile import FIRST_UID, INSIDE_UID, BackendName, Profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ class Worker:
         self.launch: Launch = backend_named(backend).launch(profile, SLOT, WORKER_DIR)
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [*self.launch.argv, json.dumps(worker_config(self.launch, profile))],
+            [*self.launch.argv, json.dumps(worker_config(profile, self.launch))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
