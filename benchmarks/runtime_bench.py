@@ -160,6 +160,8 @@ class Project:
         specs = self.root / "specs"
         specs.mkdir(parents=True, exist_ok=True)
         (specs / "bench.yaml").write_text(SPECS, encoding="utf-8")
+        # the specs name a default script (every benchmark passes its own with --model)
+        (self.root / "script.yaml").write_text("stepper: []\n", encoding="utf-8")
         self.compilation = compile_paths([specs])
         if not self.compilation.ok:
             raise RuntimeError(f"the benchmark specs do not compile: {self.compilation.errors}")

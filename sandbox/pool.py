@@ -11,6 +11,7 @@ killed from outside: nothing a tool does can hang the runtime.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -66,22 +67,56 @@ class PoolSettings:
     queue_timeout_s: float = 30.0
 
 
+#: Slots a pool may use: a pool claims a block of them, so two kiln processes on one machine
+#: never share an outside uid (nor its process count, signals or cgroup folders).
+BLOCK = 64
+BLOCKS = 1000
+LOCKS = Path(tempfile.gettempdir()) / f"kiln-sandbox-slots-{os.geteuid()}"
+
+
 class _Slots:
     """Pool slots, each with its own outside uid; a slot is reused only after its worker
-    is gone."""
+    is gone. The pool's block of slots is claimed with a lock file held for its life."""
 
     def __init__(self) -> None:
         self._free: list[int] = []
         self._next = 0
+        self._base: int | None = None
+        self._lock: IO[bytes] | None = None
 
     def take(self) -> int:
+        if self._base is None:
+            self._base = self._claim()
         if self._free:
             return self._free.pop()
+        if self._next >= BLOCK:
+            raise SandboxError(f"more than {BLOCK} sandbox workers at once in one process")
         self._next += 1
-        return self._next - 1
+        return self._base + self._next - 1
 
     def give(self, slot: int) -> None:
         self._free.append(slot)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops the lock
+            self._lock = None
+            self._base = None
+            self._free.clear()
+            self._next = 0
+
+    def _claim(self) -> int:
+        LOCKS.mkdir(mode=0o700, exist_ok=True)
+        for block in range(BLOCKS):
+            handle = open(LOCKS / f"{block}.lock", "ab")  # noqa: SIM115 - held while in use
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self._lock = handle
+            return block * BLOCK
+        raise SandboxError(f"all {BLOCKS} blocks of sandbox slots are in use on this machine")
 
 
 @dataclass(slots=True, eq=False)
@@ -196,6 +231,7 @@ class Pool:
         for worker in list(self._live):
             await self._retire(worker)
         self._pools.clear()
+        self._slots.release()
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -131,6 +131,19 @@ def _delete(data: Any, path: DataPath) -> None:
         del parent[last]
 
 
+_TURN_KEYS = frozenset({"thought", "tool", "input", "final", "score", "raw", "error"})
+
+
+def _looks_like_script(data: dict[str, Any]) -> bool:
+    """A mapping of names to lists of turns (``{thought, tool, input}``, ...)."""
+    lists = [v for v in data.values() if isinstance(v, list) and v]
+    return bool(lists) and all(
+        isinstance(turn, dict) and set(map(str, turn)) & _TURN_KEYS
+        for turns in lists
+        for turn in turns
+    )
+
+
 def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
     data = doc.data
     version = data.get("apiVersion")
@@ -139,7 +152,13 @@ def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
     if version != API_VERSION:
         span = doc.locate(("apiVersion",)) if "apiVersion" in data else doc.span
         what = f"unknown apiVersion {version!r}" if "apiVersion" in data else "missing apiVersion"
-        diags.append(error("K2001", what, span, f"write 'apiVersion: {API_VERSION}'"))
+        fix: str | None = f"write 'apiVersion: {API_VERSION}'"
+        if "apiVersion" not in data and "kind" not in data and _looks_like_script(data):
+            fix = (
+                "this looks like a scripted model's turns, not a spec: keep it outside the "
+                "spec folder, or give it another extension (every *.yaml here is read as specs)"
+            )
+        diags.append(error("K2001", what, span, fix))
         ok = False
     if not isinstance(kind, str) or kind not in KINDS:
         if "kind" in data:

@@ -43,7 +43,7 @@ MODELS = (
     "gemini/gemini-2.0-flash",
     "ollama/llama3.1:8b",
     "groq/llama-3.1-8b-instant",
-    "scripted:turns.yaml",
+    # (no scripted:FILE: a generated project has no script file beside it, K4014)
 )
 _CHARS = "abcdefgxyzABCXYZ0123456789 .,;:!?#&*|>'\"%-_/\\[]()=+~^\t"
 _UNICODE = "éßøñ日本語Ωλ🙂🚀\u00a0"

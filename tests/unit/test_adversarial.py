@@ -1004,13 +1004,13 @@ def test_real_provider_strings_are_not_errors(tmp_path: Path) -> None:
         "openrouter/anthropic/claude-3.5-sonnet",
         "gemini/gemini-1.5-pro",
         "openai/ft:gpt-4o-mini:org::abc123",
-        "scripted:turns.yaml",
+        "scripted:turns.txt",  # a script beside the specs: not *.yaml, or it is read as specs
     ]
     text = "---\n".join(
         f"apiVersion: kiln/v1\nkind: Agent\nmetadata: {{name: m{i}}}\nspec:\n  model: '{m}'\n"
         for i, m in enumerate(models)
     )
-    assert _compile(tmp_path, {"a.yaml": text}).ok
+    assert _compile(tmp_path, {"a.yaml": text, "turns.txt": ""}).ok
 
 
 def test_literal_secrets(tmp_path: Path) -> None:

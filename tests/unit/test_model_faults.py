@@ -13,6 +13,7 @@ from runtime.agent import context
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import load_script
 from runtime.llm.types import ModelBackend, ModelRequest, ModelResponse, message_tokens
+from runtime.run import CompileFailed
 from tests.helpers import WriteSpecs
 from tests.runtime_kit import FAST, agent, run_specs
 
@@ -60,12 +61,12 @@ def test_timeouts_are_retried_then_fail_the_run_clearly(write_specs: WriteSpecs)
     assert "scripted error timeout" in error and "4 attempts" in error
 
 
-def test_a_model_that_cannot_be_loaded_fails_the_run_not_the_process(
-    write_specs: WriteSpecs,
-) -> None:
+def test_a_missing_script_file_is_a_compile_error(write_specs: WriteSpecs) -> None:
     folder = write_specs(**{"a.yaml": _with_models("scripted:../missing.yaml")})
-    with pytest.raises(Exception, match="missing.yaml: scripted model file not found"):
+    with pytest.raises(CompileFailed) as caught:
         run_specs(folder, "", models=True)
+    (diagnostic,) = caught.value.compilation.errors
+    assert diagnostic.code == "K4014" and "'../missing.yaml' does not exist" in diagnostic.message
 
 
 class _Recording:

@@ -212,3 +212,17 @@ def test_a_cancelled_call_retires_its_worker() -> None:
         assert (await pool.call(PROFILE, ECHO)).ok and pool.started == 2
 
     _run(test, PoolSettings(size=1))
+
+
+def test_two_pools_never_share_slots() -> None:
+    """Two kiln processes on one machine: each pool claims its own block of outside uids."""
+
+    async def main() -> None:
+        async with Pool(PoolSettings(size=1)) as first, Pool(PoolSettings(size=1)) as second:
+            await first.warm(PROFILE)
+            await second.warm(PROFILE)
+            (a,) = first._live
+            (b,) = second._live
+            assert abs(a.slot - b.slot) >= 64
+
+    anyio.run(main)

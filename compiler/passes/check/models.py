@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, error
 from compiler.models import ModelProblem, parse_model, price
@@ -17,10 +18,19 @@ def check_models(program: Program) -> Iterator[Diagnostic]:
         spec = program.agent(entry.name).spec
         sites: list[tuple[DataPath, str]] = [(("spec", "model"), spec.model)]
         sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(spec.fallbacks)]
+        folder = Path(entry.doc.path).parent
         for path, text in sites:
             result = parse_model(text)
             if isinstance(result, ModelProblem):
                 yield error("K4007", result.message, entry.doc.locate(path), result.hint)
+            elif result.kind == "scripted" and not (folder / result.name).is_file():
+                yield error(
+                    "K4014",
+                    f"the scripted model's file {result.name!r} does not exist "
+                    f"(looked for {folder / result.name})",
+                    entry.doc.locate(path),
+                    "a scripted model's path is relative to the spec's file",
+                )
             elif price(result) is None and spec.limits.max_cost_usd is None:
                 yield error(
                     "K5003",
