@@ -48,10 +48,11 @@ typecheck: venv ## mypy --strict (settings in pyproject.toml)
 
 # The quickstart, end to end on the embedded local model: no key, no network.
 QUESTION ?= What is 12 times 7? Use the calculator.
+export QUESTION  # through the environment: any quotes in it stay the user's
 run: venv ## compile and run examples/quickstart on the embedded local model
 	@mkdir -p .kiln
 	$(BIN)/kiln compile examples/quickstart -o .kiln/quickstart.plan.json
-	$(BIN)/kiln run examples/quickstart --agent assistant --input '$(QUESTION)'
+	$(BIN)/kiln run examples/quickstart --agent assistant --input "$$QUESTION"
 
 schema: venv ## regenerate specs/schema/*.json from the spec models
 	$(BIN)/python -m specs.schema_gen

@@ -48,7 +48,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script: make the repository's packages importable
     sys.path.insert(0, ROOT)
 
-from sandbox.backends import backend_named  # noqa: E402
+from sandbox.backends import backend_named, process_options  # noqa: E402
 from sandbox.pool import WORKER_DIR, CallResult, Pool, PoolSettings, SandboxError  # noqa: E402
 from sandbox.profile import BackendName, Profile  # noqa: E402
 
@@ -351,11 +351,8 @@ class RawWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=dict(self.launch.env),
-            user=self.launch.user,
-            group=self.launch.group,
-            extra_groups=[] if self.launch.user is not None else None,
             start_new_session=True,
+            **process_options(self.launch),
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin, self.stdout = self.process.stdin, self.process.stdout

@@ -35,9 +35,10 @@ EventType = Literal[
 EVENT_TYPES: Final[Mapping[str, str]] = {
     "run.start": "target, kind (agent|crew), inputs, models, plan_hash",
     "task.start": "prompt (the rendered task prompt), stage",
-    "agent.thought": "text, usage, model; tot: branch, level, score",
+    "agent.thought": "text, usage, model; malformed, over_limit; tot: branch, level, score, chosen",
     "agent.action": "tool, input, call_id",
-    "tool.result": "tool, call_id, status (ok|error|denied|loop|invalid_input), output | error",
+    "tool.result": "tool, call_id, status (ok|error|denied|loop|invalid_input|unknown_tool), "
+    "output | error",
     "memory.read": "policy, items, reason (why nothing was read)",
     "memory.write": "policy, items",
     "agent.answer": "output, usage (the agent run's total), iterations",

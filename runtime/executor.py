@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -108,7 +108,6 @@ class _Run:
     budget: Budget
     inputs: dict[str, Any]
     text: str | None
-    values: dict[str, Any] = field(default_factory=dict)
     tasks: dict[str, TaskResult] = field(default_factory=dict)
 
 
@@ -139,9 +138,6 @@ class Runner:
 
     # -- public -----------------------------------------------------------------------------
 
-    def target(self, *, agent: str | None = None, crew: str | None = None) -> str:
-        return f"Agent/{agent}" if agent is not None else f"Crew/{crew}"
-
     def check_inputs(
         self, target: str, inputs: Mapping[str, Any], text: str | None
     ) -> dict[str, Any]:
@@ -166,7 +162,8 @@ class Runner:
         bus = bus or EventBus(run_id)
         graph = self.graphs[target]
         kind, _, name = target.partition("/")
-        limits = self.program.crew(name).spec.limits if kind == "Crew" else None
+        crew = self.program.crew(name).spec if kind == "Crew" else None
+        limits = crew.limits if crew is not None else None
         state = _Run(
             run_id=run_id,
             bus=bus,
@@ -187,7 +184,7 @@ class Runner:
         output: Any = None
         try:
             with anyio.fail_after(limits.timeout_s if limits else None):
-                if kind == "Crew" and self.program.crew(name).spec.process == "hierarchical":
+                if crew is not None and crew.process == "hierarchical":
                     output = await self._hierarchical(graph, state, name)
                 else:
                     output = await self._walk(graph, state)
@@ -199,7 +196,6 @@ class Runner:
             status, limit = "limit_exceeded", "timeout_s"
             seconds = limits.timeout_s if limits else None
             error = f"timeout_s exceeded ({target}): still running after {seconds} s"
-
         except Exception as exc:  # noqa: BLE001 - a bug in kiln: recorded, not a crash
             if os.environ.get("KILN_DEBUG"):
                 raise
@@ -359,14 +355,14 @@ class Runner:
                 status="failed",
                 error=f"cannot render the instructions of {agent_name!r}: {_why(exc)}",
             )
-        tools = self._tools(agent, task, state)
+        tools = self._tools(agent, state)
         tools.update(extra_tools or {})
         job = AgentJob(
             run_id=state.run_id,
             agent=agent_name,
             task=task,
             strategy=spec.strategy,
-            models=self._models(agent_name),
+            models=self.models_for_agent(agent_name),
             system=system,
             prompt=prompt,
             output_schema=output_schema if output_schema is not None else spec.output_schema,
@@ -389,17 +385,17 @@ class Runner:
         )
         return await run_agent(job, timeout_s=limits.timeout_s)
 
-    def _tools(self, agent: Agent, task: str | None, state: _Run) -> dict[str, BoundTool]:
+    def _tools(self, agent: Agent, state: _Run) -> dict[str, BoundTool]:
         tools = {
             name: bind(self.program.tool(name))
             for name in agent.spec.tools
             if name in self.program.tools
         }
         for other in agent.spec.delegate_to:
-            tools[f"ask_{other}"] = self._delegate(other, task, state)
+            tools[f"ask_{other}"] = self._delegate(other, state)
         return tools
 
-    def _delegate(self, other: str, task: str | None, state: _Run) -> BoundTool:
+    def _delegate(self, other: str, state: _Run) -> BoundTool:
         description = self.program.agent(other).spec.description or f"the agent {other}"
 
         async def call(arguments: Mapping[str, Any]) -> Any:
@@ -466,11 +462,8 @@ class Runner:
             notes = arguments.get("instructions")
             patched = node
             if notes:
-                attrs = dict(node.attrs)
-                attrs["prompt"] = f"{attrs['prompt']}\n\nFrom your manager: {notes}"
-                patched = Node(
-                    id=node.id, kind=node.kind, spec=node.spec, task=node.task, attrs=attrs
-                )
+                prompt = f"{node.attrs['prompt']}\n\nFrom your manager: {notes}"
+                patched = replace(node, attrs={**node.attrs, "prompt": prompt})
             try:
                 value = await self._task(graph, patched, scope, state)
             except _Failed as exc:
@@ -508,7 +501,8 @@ class Runner:
             if forget is not None:
                 forget(run_id)
 
-    def _models(self, agent_name: str) -> tuple[str, ...]:
+    def models_for_agent(self, agent_name: str) -> tuple[str, ...]:
+        """The models ``agent_name`` tries, primary first."""
         if self.model:
             return (self.model,)
         models = self.models.get(agent_name)
@@ -517,17 +511,13 @@ class Runner:
         spec = self.program.agent(agent_name).spec
         return (spec.model, *spec.fallbacks)
 
-    def models_for_agent(self, agent_name: str) -> tuple[str, ...]:
-        """The models ``agent_name`` tries, primary first."""
-        return self._models(agent_name)
-
     def models_for(self, target: str) -> list[str]:
         """Every model a run of ``target`` may call, primary and fallbacks."""
         return self._models_of(self.graphs[target])
 
     def _models_of(self, graph: Graph) -> list[str]:
         agents = dict.fromkeys(str(n.attrs["agent"]) for n in graph.nodes if n.kind == "agent_run")
-        return list(dict.fromkeys(m for a in agents for m in self._models(a)))
+        return list(dict.fromkeys(m for a in agents for m in self.models_for_agent(a)))
 
 
 def _why(exc: Exception) -> str:

@@ -17,6 +17,7 @@ from compiler.pipeline import Compilation, compile_paths
 from compiler.symbols import Program
 from runtime.events import Event, EventBus, Sink
 from runtime.executor import Runner, RunResult
+from runtime.inputs import InputError
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import ModelError, Usage
@@ -94,7 +95,7 @@ def check_scripts(program: Program, runner: Runner, target: str) -> list[str]:
     will serve: a turn calling a tool its agent lacks is reported before the run starts."""
     problems: list[str] = []
     tools = _tools_by_key(program, target)
-    for model in sorted(set(runner.models_for(target))):
+    for model in sorted(runner.models_for(target)):
         if not model.startswith("scripted:"):
             continue
         try:
@@ -114,8 +115,7 @@ def _uncovered(
     """Work the script must have turns for and does not, or cannot replay in a fixed
     order: an agent serving several tasks that run side by side needs turns per task."""
     kind, _, name = target.partition("/")
-    primary = {agent: runner.models_for_agent(agent)[0] for agent in program.agents}
-    mine = {agent for agent, first in primary.items() if first == model}
+    mine = {agent for agent in program.agents if runner.models_for_agent(agent)[0] == model}
     problems = []
     if kind == "Agent":
         if name in mine and name not in script.turns:
@@ -209,8 +209,6 @@ def prepare(
     problems = check_scripts(program, runner, target)
     if problems:
         raise RunSetupError("\n".join(problems))
-    from runtime.inputs import InputError
-
     try:
         bound = runner.check_inputs(target, inputs or {}, text)
     except InputError as exc:

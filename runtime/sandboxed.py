@@ -15,11 +15,10 @@ from typing import Any
 
 from compiler.templates import environment
 from runtime.tools import ToolError
+from sandbox.backends import ISOLATING
 from sandbox.pool import Pool, SandboxError
 from sandbox.profile import BackendName, Profile
 from specs import Tool
-
-ISOLATING: tuple[BackendName, ...] = ("nsjail", "bwrap")
 
 
 class SandboxExecutor:

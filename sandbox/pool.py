@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from sandbox.backends import backend_named
+from sandbox.backends import LaunchError, backend_named, process_options
 from sandbox.backends.base import Backend, Launch
 from sandbox.profile import FIRST_UID, Profile
 
@@ -95,7 +95,10 @@ class _Slots:
         return self._base + self._next - 1
 
     def give(self, slot: int) -> None:
-        self._free.append(slot)
+        # a worker retired after release() (a shielded kill outliving aclose) must not hand
+        # a slot of a block this pool no longer holds to its next block
+        if self._base is not None and self._base <= slot < self._base + self._next:
+            self._free.append(slot)
 
     def release(self) -> None:
         if self._lock is not None:
@@ -150,9 +153,14 @@ class _ProfilePool:
         self.profile = profile
         self.settings = settings
         self.idle: list[_Worker] = []
-        self.busy = 0
         self.waiting = 0
         self.limiter = anyio.Semaphore(settings.size)
+
+    @property
+    def busy(self) -> int:
+        """Calls running now (each holds the limiter from before it takes a worker until
+        after it gives it back)."""
+        return self.settings.size - self.limiter.value
 
 
 class Pool:
@@ -210,9 +218,8 @@ class Pool:
             raise SandboxError(
                 f"no sandbox worker became free within {self.settings.queue_timeout_s:g} s"
             )
-        pool.busy += 1
         try:
-            worker = pool.idle.pop() if pool.idle else await self._start(profile)
+            worker = await self._idle(pool) or await self._start(profile)
             try:
                 result, keep = await self._run(worker, request, profile)
             except BaseException:  # cancelled mid-call: the worker's state is unknown
@@ -224,7 +231,6 @@ class Pool:
                 await self._retire(worker)
             return result
         finally:
-            pool.busy -= 1
             pool.limiter.release()
 
     async def aclose(self) -> None:
@@ -241,35 +247,44 @@ class Pool:
             pool = self._pools[profile] = _ProfilePool(profile, self.settings)
         return pool
 
+    async def _idle(self, pool: _ProfilePool) -> _Worker | None:
+        """The last idle worker that is still alive (one may die while idle: a process a
+        call of the ``none`` backend left behind can kill it); dead ones are retired."""
+        while pool.idle:
+            worker = pool.idle.pop()
+            if worker.process.returncode is None:
+                return worker
+            await self._retire(worker)
+        return None
+
     async def _start(self, profile: Profile) -> _Worker:
         backend = self.backend(profile.backend)
         problem = backend.problem()
         if problem is not None:
             raise SandboxError(f"the {backend.name} sandbox cannot run here: {problem}")
         slot = self._slots.take()
-        log = tempfile.TemporaryFile(prefix="kiln-sandbox-")  # noqa: SIM115 - closed on retire
         try:
             launch = backend.launch(profile, slot, WORKER_DIR)
-            config = worker_config(profile, launch)
+        except (LaunchError, OSError) as exc:
+            self._slots.give(slot)
+            raise SandboxError(f"cannot start a {backend.name} sandbox: {exc}") from None
+        log = tempfile.TemporaryFile(prefix="kiln-sandbox-")  # noqa: SIM115 - closed on retire
+        try:
             process = await anyio.open_process(
-                [*launch.argv, json.dumps(config)],
+                [*launch.argv, json.dumps(worker_config(profile, launch))],
                 stdin=PIPE,
                 stdout=PIPE,
                 stderr=log,
-                env=dict(launch.env),
-                user=launch.user,
-                group=launch.group,
-                extra_groups=[] if launch.user is not None else None,
                 start_new_session=True,
+                **process_options(launch),
             )
-        except SandboxError:
-            self._slots.give(slot)
+        except BaseException as exc:
             log.close()
+            _remove(launch.cleanup)
+            self._slots.give(slot)
+            if isinstance(exc, OSError):
+                raise SandboxError(f"cannot start a {backend.name} sandbox: {exc}") from None
             raise
-        except OSError as exc:
-            self._slots.give(slot)
-            log.close()
-            raise SandboxError(f"cannot start a {backend.name} sandbox: {exc}") from None
         assert process.stdout is not None
         worker = _Worker(process, BufferedByteReceiveStream(process.stdout), slot, launch, log)
         self._live.add(worker)
@@ -285,6 +300,9 @@ class Pool:
             await self._retire(worker)
             detail = why or f"{type(exc).__name__}: {exc}"
             raise SandboxError(f"the {backend.name} sandbox did not start: {detail}") from None
+        except BaseException:  # cancelled while it started: no one else would retire it
+            await self._retire(worker)
+            raise
         return worker
 
     async def _run(
@@ -327,8 +345,7 @@ class Pool:
         self.retired += 1
         with anyio.CancelScope(shield=True):
             await _kill(worker.process)
-            for path in worker.launch.cleanup:
-                shutil.rmtree(path, ignore_errors=True)
+            _remove(worker.launch.cleanup)
         worker.log.close()
         self._slots.give(worker.slot)
 
@@ -349,10 +366,13 @@ def worker_config(profile: Profile, launch: Launch) -> dict[str, Any]:
         "wipe": list(launch.wipe),
         "workdir": launch.workdir,
         "paths": list(launch.paths),
+        "max_line": MAX_LINE,
     }
 
 
-#: The old name: benchmarks/sandbox_bench.py still imports it.
+def _remove(paths: tuple[Path, ...]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 async def _kill(process: Process) -> None:

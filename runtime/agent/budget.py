@@ -47,11 +47,6 @@ class Budget:
             )
         self.iterations += 1
 
-    @property
-    def last_call(self) -> bool:
-        """Whether the call just begun is the last one the iteration limit allows."""
-        return self.max_iterations is not None and self.iterations >= self.max_iterations
-
     def charge(self, usage: Usage) -> None:
         self.usage = self.usage + usage
         if self.parent is not None:

@@ -77,6 +77,17 @@ class AgentJob:
             **data,
         )
 
+    def thought(self, response: ModelResponse, text: str, **extra: Any) -> None:
+        """The ``agent.thought`` event of the model call just made: what it said and cost."""
+        self.emit(
+            "agent.thought",
+            duration_ms=self.last_call_ms,
+            text=text,
+            usage=response.usage.as_json(),
+            model=response.model,
+            **extra,
+        )
+
     @property
     def backend_window(self) -> int:
         return self.gateway.backend(self.models[0]).context_window
@@ -122,14 +133,7 @@ class AgentJob:
             try:
                 self.budget.charge(response.usage)
             except LimitExceeded:  # the call happened: its event still says what it cost
-                self.emit(
-                    "agent.thought",
-                    duration_ms=self.last_call_ms,
-                    text=response.text,
-                    usage=response.usage.as_json(),
-                    model=response.model,
-                    over_limit=True,
-                )
+                self.thought(response, response.text, over_limit=True)
                 raise
             return response, messages
         raise AssertionError("unreachable")

@@ -23,14 +23,13 @@ from runtime.agent.job import (
     parse_json_reply,
 )
 from runtime.llm.types import Message, ModelError, ModelResponse
-from runtime.tools import ToolOutcome
+from runtime.tools import ToolBox, ToolOutcome
 
 
 @dataclass(slots=True)
 class _Guard:
     """Counts identical tool calls in a row (same tool, same canonical input)."""
 
-    limit: int
     last: str = ""
     count: int = 0
 
@@ -47,14 +46,13 @@ class _Loop:
     native: bool
     messages: list[Message] = field(default_factory=list)
     corrected: bool = False
-    guard: _Guard = field(default_factory=lambda: _Guard(3))
+    guard: _Guard = field(default_factory=_Guard)
     #: Tools the loop guard has just answered for: a constrained model is not offered them
     #: again until it does something else (it would only repeat itself).
     resting: set[str] = field(default_factory=set)
 
     async def run(self) -> Any:
         job = self.job
-        self.guard = _Guard(job.max_repeats)
         while True:
             last = job.budget.max_iterations is not None and (
                 job.budget.iterations + 1 >= job.budget.max_iterations
@@ -88,27 +86,16 @@ class _Loop:
         job = self.job
         self.messages.append({"role": "assistant", "content": response.text})
         if self.native:
-            job.emit("agent.thought", duration_ms=job.last_call_ms, text="", **_meta(response))
+            job.thought(response, "")
             return self._final(response.text)
         reply = parse_json_reply(response.text)
         if isinstance(reply, str) or not ("tool" in reply or "final" in reply):
             error = reply if isinstance(reply, str) else "it has neither 'tool' nor 'final'"
-            job.emit(
-                "agent.thought",
-                duration_ms=job.last_call_ms,
-                text=response.text,
-                malformed=error,
-                **_meta(response),
-            )
+            job.thought(response, response.text, malformed=error)
             self._observe(prompts.malformed(error))
             return False, None
         thought = reply.get("thought")
-        job.emit(
-            "agent.thought",
-            duration_ms=job.last_call_ms,
-            text=thought if isinstance(thought, str) else json.dumps(thought),
-            **_meta(response),
-        )
+        job.thought(response, thought if isinstance(thought, str) else json.dumps(thought))
         if "tool" in reply:
             if not job.tools:
                 self._observe("Error: you have no tools here; give your final answer.")
@@ -140,9 +127,7 @@ class _Loop:
 
     async def _native_calls(self, response: ModelResponse) -> None:
         job = self.job
-        job.emit(
-            "agent.thought", duration_ms=job.last_call_ms, text=response.text, **_meta(response)
-        )
+        job.thought(response, response.text)
         self.messages.append(
             {
                 "role": "assistant",
@@ -205,10 +190,6 @@ class _Loop:
         return outcome
 
 
-def _meta(response: ModelResponse) -> dict[str, Any]:
-    return {"usage": response.usage.as_json(), "model": response.model}
-
-
 def _observation(tool: str, outcome: ToolOutcome) -> str:
     if outcome.ok:
         return f"Observation from {tool}: {observation_text(outcome.output)}"
@@ -247,7 +228,7 @@ async def react(job: AgentJob) -> Any:
 async def cot(job: AgentJob) -> Any:
     """Chain of thought: the loop with no tools, so every reply is reasoning plus an answer."""
     loop = _Loop(job, native=False)
-    job.tools = type(job.tools)({}, job.tools.executors)
+    job.tools = ToolBox({}, job.tools.executors)
     loop.messages = [
         {"role": "system", "content": prompts.cot(job.system, job.output_schema)},
         {"role": "user", "content": job.prompt},

@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime.agent import prompts
 from runtime.agent.job import AgentJob, AnswerRejected, check_answer, parse_json_reply
-from runtime.llm.types import Message, ModelResponse
+from runtime.llm.types import Message
 
 
 async def tot(job: AgentJob) -> Any:
@@ -44,7 +44,7 @@ async def _propose(
     reply = parse_json_reply(response.text)
     thought = reply.get("thought") if isinstance(reply, dict) else None
     text = thought if isinstance(thought, str) and thought.strip() else response.text.strip()
-    _thought(job, response, text, level=level, branch=len(siblings))
+    job.thought(response, text, level=level, branch=len(siblings))
     return text
 
 
@@ -60,19 +60,8 @@ async def _score(
     # An unreadable score ranks the branch last rather than failing the run.
     score = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0.0
     score = min(1.0, max(0.0, score))
-    _thought(job, response, f"score {score:.2f}", level=level, branch=branch, score=score)
+    job.thought(response, f"score {score:.2f}", level=level, branch=branch, score=score)
     return score
-
-
-def _thought(job: AgentJob, response: ModelResponse, text: str, **tree: Any) -> None:
-    job.emit(
-        "agent.thought",
-        duration_ms=job.last_call_ms,
-        text=text,
-        usage=response.usage.as_json(),
-        model=response.model,
-        **tree,
-    )
 
 
 async def _answer(job: AgentJob, problem: str, path: list[str]) -> Any:
@@ -86,7 +75,7 @@ async def _answer(job: AgentJob, problem: str, path: list[str]) -> Any:
         messages.append({"role": "assistant", "content": response.text})
         reply = parse_json_reply(response.text)
         thought = reply.get("thought") if isinstance(reply, dict) else None
-        _thought(job, response, thought if isinstance(thought, str) else response.text)
+        job.thought(response, thought if isinstance(thought, str) else response.text)
         if isinstance(reply, str) or "final" not in reply:
             problem_text = reply if isinstance(reply, str) else "it has no 'final'"
         else:

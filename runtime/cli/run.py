@@ -6,8 +6,9 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
+
+from runtime.cli.runs import DEFAULT_DB, db_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -54,10 +55,10 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     run.add_argument(
         "--runs-db",
         "--db",
-        dest="runs_db",
+        dest="db",
         metavar="FILE",
         default=None,
-        help="the trace store (default: $KILN_RUNS_DB or .kiln/runs.db)",
+        help=f"the trace store (default: $KILN_RUNS_DB or {DEFAULT_DB})",
     )
     run.add_argument("--no-trace", action="store_true", help="do not record the run")
     view = run.add_mutually_exclusive_group()
@@ -124,41 +125,38 @@ def _run(prepared: Any, args: argparse.Namespace) -> int:
     sinks: list[Sink] = []
     closers: list[Any] = []
     if not args.quiet:
-        from rich.console import Console
+        from runtime.live import LiveView, make_console
 
-        from runtime.live import LiveView
-
-        color = _color(args.color, sys.stderr)
-        console = Console(file=sys.stderr, no_color=not color, force_terminal=color or None)
-        sinks.append(LiveView(console, verbose=args.verbose))
+        sinks.append(LiveView(make_console(sys.stderr, color=args.color), verbose=args.verbose))
+    writer = None
     if args.events:
         try:
             writer = JsonlWriter.open(args.events)
         except OSError as exc:
-            return _fail(f"--events {args.events}: {exc.strerror or exc}", EXIT_USAGE)
+            message = f"--events {args.events}: {exc.strerror or exc}"
+            return _fail(message, EXIT_USAGE, as_json=args.json)
         sinks.append(writer)
         closers.append(writer)
     store = None
     if not args.no_trace:
         from runtime.trace import TraceError, TraceStore
 
-        path = args.runs_db or os.environ.get("KILN_RUNS_DB") or ".kiln/runs.db"
         try:
-            store = TraceStore(Path(path))
+            store = TraceStore(db_path(args))
         except TraceError as exc:
-            return _fail(f"{exc} (use --no-trace to run without recording)", EXIT_USAGE)
+            message = f"{exc} (use --no-trace to run without recording)"
+            return _fail(message, EXIT_USAGE, as_json=args.json)
         closers.append(store)
     try:
         result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store))
     finally:
         for closer in closers:
             closer.close()
-    for closer in closers:
-        error = getattr(closer, "error", None)
-        if error is not None:
-            print(
-                f"kiln: warning: --events {args.events}: writing stopped: {error}", file=sys.stderr
-            )
+    if writer is not None and writer.error is not None:
+        print(
+            f"kiln: warning: --events {args.events}: writing stopped: {writer.error}",
+            file=sys.stderr,
+        )
     if args.json:
         _print_json(result.as_json())
     elif result.ok:

@@ -55,6 +55,7 @@ __all__ = [
     "Mount",
     "ProcessOptions",
     "backend_named",
+    "cgroup_memory",
     "cgroups",
     "check_readable",
     "inside_paths",
@@ -482,6 +483,16 @@ def cgroups() -> Cgroups:
     """Which cgroup v1 controllers can limit sandboxes here, and why not. Creates kiln's
     folder below the runtime's own cgroup (the real test that it is writable), once."""
     return Cgroups(memory=_controller("memory"), pids=_controller("pids"))
+
+
+#: Memory (cgroup) for the worker itself (and bwrap), on top of the call's limit and tmpfs.
+WORKER_MEMORY_MB = 64
+
+
+def cgroup_memory(profile: Profile) -> int:
+    """The memory cgroup limit of a whole sandbox, in bytes: the call's limit, both tmpfs
+    folders (their pages are charged to it) and the worker itself."""
+    return (profile.memory_mb + 2 * profile.tmp_mb + WORKER_MEMORY_MB) * 1024 * 1024
 
 
 def slot_cgroup(controller: Controller, backend: str, uid: int) -> Path:

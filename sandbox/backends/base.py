@@ -56,9 +56,10 @@ class Launch:
 
     The config (CONFIG_JSON, built by the pool) is ``{"limits": {"memory_mb", "cpu_s",
     "timeout_s", "max_processes", "max_open_files", "max_output_bytes"}, "pidns": pidns,
-    "wipe": [*wipe], "workdir": workdir, "paths": [*paths]}``: the last four fields say
-    where the worker is, which differs only for the ``none`` backend (a private host folder,
-    no pid namespace of its own, the allowed paths as they are on the host).
+    "wipe": [*wipe], "workdir": workdir, "paths": [*paths], "max_line"}``: ``pidns``,
+    ``wipe``, ``workdir`` and ``paths`` say where the worker is, which differs only for the
+    ``none`` backend (a private host folder, no pid namespace of its own, the allowed paths
+    as they are on the host); ``max_line`` is the longest answer line the pool reads.
     """
 
     argv: tuple[str, ...]

@@ -28,6 +28,7 @@ from sandbox.backends import (
     IsolatingBackend,
     LaunchError,
     Mount,
+    cgroup_memory,
     cgroups,
     inside_paths,
     slot_cgroup,
@@ -49,8 +50,6 @@ MISSING = "bubblewrap is not installed (apt-get install bubblewrap, or pip insta
 #: Tasks beyond ``max_processes`` in the slot's pids cgroup and RLIMIT_NPROC: bwrap
 #: outside, its init (pid 1 inside), the worker, and a little room while it reaps.
 WORKER_PROCESSES = 5
-#: Memory (cgroup) for bwrap and the worker, on top of the call's limit and the tmpfs.
-WORKER_MEMORY_MB = 64
 SECCOMP_FD = 3
 
 #: The prelude (argv: filter as hex, RLIMIT_NPROC or 0, count of cgroup files, the files,
@@ -209,7 +208,7 @@ def _slot_cgroups(profile: Profile, uid: int) -> list[str]:
     found = cgroups()
     procs = []
     if found.memory.usable:
-        memory = (profile.memory_mb + 2 * profile.tmp_mb + WORKER_MEMORY_MB) * 1024 * 1024
+        memory = cgroup_memory(profile)
         folder = slot_cgroup(found.memory, "bwrap", uid)
         limits = [("memory.memsw.limit_in_bytes", "-1"), ("memory.limit_in_bytes", str(memory))]
         if (folder / "memory.memsw.limit_in_bytes").exists():

@@ -28,6 +28,7 @@ from sandbox.backends import (
     IsolatingBackend,
     LaunchError,
     Mount,
+    cgroup_memory,
     cgroups,
     inside_paths,
     slot_cgroup,
@@ -46,8 +47,6 @@ __all__ = ["NsjailBackend", "command", "seccomp_policy"]
 #: Address space for the worker itself on top of the call's own limit (the worker's child
 #: lowers RLIMIT_AS to ``memory_mb``; it may not raise it above what nsjail set).
 WORKER_AS_MB = 256
-#: Memory (cgroup) for the worker itself, on top of the call's limit and the tmpfs folders.
-WORKER_MEMORY_MB = 64
 #: Processes beyond ``max_processes``: the worker itself and a little room while it reaps.
 WORKER_PROCESSES = 4
 #: File descriptors beyond ``max_open_files``, for the worker's own pipes.
@@ -158,7 +157,7 @@ def _cgroup_flags(profile: Profile, uid: int) -> list[str]:
     found = cgroups()
     flags: list[str] = []
     if found.memory.usable:
-        memory = (profile.memory_mb + 2 * profile.tmp_mb + WORKER_MEMORY_MB) * 1024 * 1024
+        memory = cgroup_memory(profile)
         flags += ["--cgroup_mem_max", str(memory), *_where("mem", found.memory, uid)]
         if (found.memory.folder / "memory.memsw.limit_in_bytes").exists():
             flags += ["--cgroup_mem_memsw_max", str(memory)]  # no escape into swap

@@ -4,8 +4,9 @@ It runs inside the sandbox (Debian's python3, stdlib only, as an unprivileged ui
 forks a fresh child per call, so no state passes from one call to the next: the child sets
 its limits, runs the tool and reports on a pipe of its own; the worker watches the wall
 clock and the size of the output, then kills every process the call left behind and wipes
-/tmp and /work before it answers. Config (argv[1], JSON): the limits and whether the
-worker has a pid namespace of its own (then "every other process" is safe to kill).
+/tmp and /work before it answers. Config (argv[1], JSON): the limits, whether the
+worker has a pid namespace of its own (then "every other process" is safe to kill), and
+the longest answer line the pool reads.
 
 Request:  {"id", "kind": "python", "code" | "entrypoint", "input"}
           {"id", "kind": "shell", "argv", "input"}
@@ -34,7 +35,10 @@ OWN_PIDNS = CONFIG.get("pidns", True)
 WIPE = CONFIG.get("wipe", ["/tmp", "/work"])
 WORKDIR = CONFIG.get("workdir", "/work")
 PATHS = CONFIG.get("paths", [])
+MAX_LINE = CONFIG.get("max_line", 64 * 1024 * 1024)
 MB = 1024 * 1024
+#: RLIMIT_FSIZE of a call (the tmpfs sizes bound what it can write anyway)
+MAX_FILE_MB = 64
 
 
 def main() -> None:
@@ -46,12 +50,26 @@ def main() -> None:
     for line in sys.stdin.buffer:
         try:
             request = json.loads(line)
+            error = "the request is not an object"
         except ValueError as exc:
-            answer = {"id": None, "ok": False, "reason": "protocol", "error": str(exc)}
-        else:
+            request, error = None, str(exc)
+        if isinstance(request, dict):
             answer = serve(request)
-        out.write(json.dumps(answer).encode() + b"\n")
+        else:
+            answer = {"id": None, "ok": False, "reason": "protocol", "error": error}
+        out.write(_line(answer))
         out.flush()
+
+
+def _line(answer: dict[str, Any]) -> bytes:
+    """The answer as one line, shorter than the pool reads (an output cap above MAX_LINE,
+    or JSON escapes, could make it longer: then it is an output failure)."""
+    data = json.dumps(answer).encode()
+    if len(data) >= MAX_LINE:
+        error = f"the answer is larger than the sandbox protocol's {MAX_LINE:,} bytes"
+        too_big = {**_failed("output", error, ""), "ms": answer.get("ms", 0.0), "clean": True}
+        data = json.dumps({"id": answer.get("id"), **too_big}).encode()
+    return data + b"\n"
 
 
 def _not_dumpable() -> None:
@@ -81,16 +99,9 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
     if request.get("code") is not None:
         try:
             _compiled(request["code"])
-        except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-            return {
-                "id": request.get("id"),
-                "ok": False,
-                "reason": "exception",
-                "error": json.loads(_exception(exc))["error"],
-                "stdout": "",
-                "ms": 0.0,
-                "clean": True,
-            }
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as exc:
+            failed = _failed("exception", _error(exc), "")
+            return {"id": request.get("id"), **failed, "ms": 0.0, "clean": True}
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
     pid = os.fork()
@@ -100,7 +111,7 @@ def serve(request: dict[str, Any]) -> dict[str, Any]:
         _child(request, result_w, output_w)
     os.close(result_w)
     os.close(output_w)
-    answer = _watch(pid, result_r, output_r, started)
+    answer = _watch(pid, result_r, output_r, started, request.get("kind") == "shell")
     clean = _clean_up(pid)
     answer["id"] = request.get("id")
     answer["ms"] = round((time.monotonic() - started) * 1000, 3)
@@ -144,7 +155,7 @@ def _child(request: dict[str, Any], result_w: int, output_w: int) -> NoReturn:
     except BlockingIOError as exc:
         payload = json.dumps({"reason": "processes", "error": f"cannot start a process: {exc}"})
     except BaseException as exc:  # the tool's bug: reported, never raised
-        payload = _exception(exc)
+        payload = json.dumps({"reason": "exception", "error": _error(exc)})
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -157,13 +168,13 @@ def _child(request: dict[str, Any], result_w: int, output_w: int) -> NoReturn:
     os._exit(code)
 
 
-def _exception(exc: BaseException) -> str:
+def _error(exc: BaseException) -> str:
     name = type(exc).__name__
     try:
         text = f"{name}: {exc}" if str(exc) else name
     except BaseException:
         text = name
-    return json.dumps({"reason": "exception", "error": text[:2000]})
+    return text[:2000]
 
 
 def _limit() -> None:
@@ -177,7 +188,7 @@ def _limit() -> None:
     # the worker is not pid 1 itself
     procs = LIMITS["max_processes"] + (1 if os.getppid() == 1 else 2)
     resource.setrlimit(resource.RLIMIT_NPROC, (procs, procs))
-    size = LIMITS.get("max_file_mb", 64) * MB
+    size = MAX_FILE_MB * MB
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -206,7 +217,7 @@ def _write_all(fd: int, data: bytes) -> None:
 # -- the worker watching ------------------------------------------------------------------
 
 
-def _watch(pid: int, result_r: int, output_r: int, started: float) -> dict[str, Any]:
+def _watch(pid: int, result_r: int, output_r: int, started: float, shell: bool) -> dict[str, Any]:
     """Read the child's result and output until it exits, the wall clock runs out or the
     output grows past its cap. A pidfd wakes the loop the moment the child exits."""
     deadline = started + LIMITS["timeout_s"]
@@ -219,11 +230,9 @@ def _watch(pid: int, result_r: int, output_r: int, started: float) -> dict[str, 
     reason: str | None = None
     try:
         while reason is None:
-            if status is None:
-                done, status_value = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    status = status_value
-            if status is not None:
+            done, status_value = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = status_value
                 # the tool has exited: take what is left in the pipes, but do not wait for
                 # a process it left behind that still holds them (clean-up kills that)
                 reason = _drain(result_r, open_fds, result, cap) or _drain(
@@ -234,8 +243,7 @@ def _watch(pid: int, result_r: int, output_r: int, started: float) -> dict[str, 
             if left <= 0:
                 reason = "timeout"
                 break
-            watched = [*open_fds, pidfd] if status is None else list(open_fds)
-            ready, _, _ = select.select(watched, [], [], left)
+            ready, _, _ = select.select([*open_fds, pidfd], [], [], left)
             for fd in ready:
                 if fd == pidfd:
                     continue
@@ -256,7 +264,7 @@ def _watch(pid: int, result_r: int, output_r: int, started: float) -> dict[str, 
         _kill_group(pid)
     if status is None:
         _, status = os.waitpid(pid, 0)
-    return _verdict(reason, status, bytes(result), bytes(output))
+    return _verdict(reason, status, bytes(result), bytes(output), shell)
 
 
 def _drain(fd: int, open_fds: dict[int, bytearray], output: bytearray, cap: int) -> str | None:
@@ -276,7 +284,9 @@ def _drain(fd: int, open_fds: dict[int, bytearray], output: bytearray, cap: int)
     return None
 
 
-def _verdict(reason: str | None, status: int, result: bytes, output: bytes) -> dict[str, Any]:
+def _verdict(
+    reason: str | None, status: int, result: bytes, output: bytes, shell: bool
+) -> dict[str, Any]:
     stdout = output[:4096].decode("utf-8", "replace")
     if reason == "timeout":
         return _failed("timeout", f"timeout after {LIMITS['timeout_s']:g} s", stdout)
@@ -285,17 +295,22 @@ def _verdict(reason: str | None, status: int, result: bytes, output: bytes) -> d
         return _failed("output", f"output limit of {cap:,} bytes exceeded", stdout)
     if os.WIFSIGNALED(status):
         return _failed(*_signal_reason(os.WTERMSIG(status)), stdout)
-    if result:
+    code = os.WEXITSTATUS(status)
+    if result or not shell:
+        # a python tool must leave a result; the result pipe is the tool's own, though: it
+        # may have closed it, exited before writing (os._exit) or written anything to it
         try:
             reply = json.loads(result)
         except ValueError:
-            return _failed("bad_output", "the tool's result is not JSON", stdout)
+            reply = None
+        if not isinstance(reply, dict):
+            said = "is not a JSON object" if result else f"is missing (exit code {code})"
+            return _failed("bad_output", f"the tool's result {said}", stdout)
         if "output" in reply:
             return {"ok": True, "output": reply["output"], "stdout": stdout}
         if reply.get("reason") == "memory":
             reply["error"] = f"memory limit {LIMITS['memory_mb']} MB exceeded"
         return _failed(reply.get("reason", "exception"), reply.get("error", "failed"), stdout)
-    code = os.WEXITSTATUS(status)
     return {
         "ok": True,
         "output": {"stdout": output.decode("utf-8", "replace"), "exit_code": code},
@@ -335,8 +350,12 @@ def _kill_group(pid: int) -> None:
 
 def _clean_up(pid: int) -> bool:
     """Kill what the call left behind and wipe the writable folders. False when something
-    could not be removed: the pool then retires this worker."""
-    _kill_group(pid)
+    could not be removed: the pool then retires this worker. The call's own process is
+    reaped by now: only its group is left to kill."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     clean = _kill_others() if OWN_PIDNS else True
     _reap()
     for folder in WIPE:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.backends import WORKER_DIR, backend_named, cgroups, outside_uid
+from sandbox.backends import WORKER_DIR, backend_named, cgroups, outside_uid, process_options
 from sandbox.backends.base import INSIDE_ENV, Launch
 from sandbox.backends.none import NONE_OFFSET
 from sandbox.pool import worker_config
@@ -58,11 +58,8 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            env=dict(self.launch.env),
-            user=self.launch.user,
-            group=self.launch.group,
-            extra_groups=[] if self.launch.user is not None else None,
             start_new_session=True,
+            **process_options(self.launch),
         )
         ready = self._line()
         assert json.loads(ready) == {"ready": True}, ready

@@ -5,6 +5,7 @@ isolation suite is tests/integration/test_sandbox_security.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
+import sandbox.pool
 from sandbox.backends.base import Launch
-from sandbox.pool import CallResult, Pool, PoolSettings, SandboxError
+from sandbox.pool import CallResult, Pool, PoolSettings, SandboxError, _Slots
 from sandbox.profile import Profile
 
 PROFILE = Profile(backend="none", timeout_s=5)
@@ -226,3 +228,110 @@ def test_two_pools_never_share_slots() -> None:
             assert abs(a.slot - b.slot) >= 64
 
     anyio.run(main)
+
+
+def test_a_worker_that_died_while_idle_is_replaced_not_used() -> None:
+    """A process a ``none`` call left behind (it escaped the call's group) kills the idle
+    worker: the next call gets a new worker, not a crash."""
+    kill_later = _code(
+        "import os, signal, time\n"
+        "def run():\n"
+        "    worker = os.getppid()\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid(); time.sleep(0.2); os.kill(worker, signal.SIGKILL); os._exit(0)\n"
+        "    return 'answered'\n"
+    )
+
+    async def test(pool: Pool) -> None:
+        assert (await pool.call(PROFILE, kill_later)).ok
+        await anyio.sleep(0.6)
+        after = await pool.call(PROFILE, ECHO)
+        assert (after.ok, after.reason) == (True, None)
+        assert (pool.started, pool.retired) == (2, 1)
+
+    _run(test, PoolSettings(size=1))
+
+
+class _Slow:
+    """A backend whose sandbox never says it is ready."""
+
+    name = "none"
+
+    def problem(self) -> str | None:
+        return None
+
+    def launch(self, profile: Profile, slot: int, worker_dir: Path) -> Launch:
+        return Launch(argv=("/bin/sh", "-c", "sleep 30"), env={})
+
+
+def test_a_call_cancelled_while_its_worker_starts_retires_that_worker() -> None:
+    async def main() -> None:
+        async with Pool(backends={"none": _Slow()}) as pool:
+            with anyio.move_on_after(0.3):
+                await pool.call(PROFILE, ECHO)
+            assert (pool.started, pool.retired, pool._live) == (1, 1, set())
+
+    anyio.run(main)
+
+
+def test_a_launch_that_cannot_be_prepared_is_a_sandbox_error() -> None:
+    unreadable = Profile(backend="none", paths=("/nonexistent/kiln-tools",))
+
+    async def test(pool: Pool) -> None:
+        with pytest.raises(SandboxError, match="cannot start a none sandbox: .* could not read"):
+            await pool.call(unreadable, ECHO)
+        assert pool._slots._free == [pool._slots._base]  # the slot is free again
+        assert (await pool.call(PROFILE, ECHO)).ok
+
+    _run(test, PoolSettings(size=1))
+
+
+def test_a_python_tool_that_exits_without_a_result_fails() -> None:
+    async def test(pool: Pool) -> None:
+        result = await pool.call(PROFILE, _code("import os\ndef run(): os._exit(0)"))
+        assert (result.ok, result.reason) == (False, "bad_output")
+        assert result.error == "the tool's result is missing (exit code 0)"
+        assert (await pool.call(PROFILE, ECHO)).ok and pool.started == 1
+
+    _run(test, PoolSettings(size=1))
+
+
+def test_odd_requests_are_answered_and_the_worker_lives_on() -> None:
+    async def test(pool: Pool) -> None:
+        result = await pool.call(PROFILE, {"kind": "python", "code": 5, "input": {}})
+        assert (result.ok, result.reason) == (False, "exception")
+        (worker,) = pool._live
+        assert worker.process.stdin is not None
+        for line in (b"[1]\n", b"not json\n"):
+            await worker.process.stdin.send(line)
+            answer = json.loads(await worker.reader.receive_until(b"\n", 4096))
+            assert (answer["id"], answer["reason"]) == (None, "protocol")
+        assert (await pool.call(PROFILE, ECHO)).ok and pool.started == 1
+
+    _run(test, PoolSettings(size=1))
+
+
+def test_an_answer_longer_than_the_protocol_allows_is_an_output_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox.pool, "MAX_LINE", 100_000)
+
+    async def test(pool: Pool) -> None:
+        result = await pool.call(PROFILE, _code("def run(): return 'x' * 200_000"))
+        assert (result.ok, result.reason) == (False, "output")
+        assert result.error == "the answer is larger than the sandbox protocol's 100,000 bytes"
+        assert (await pool.call(PROFILE, ECHO)).ok
+
+    _run(test, PoolSettings(size=1))
+
+
+def test_a_slot_given_back_after_release_is_not_reused() -> None:
+    """A retire that outlives ``aclose`` (its kill is shielded) gives its slot back late."""
+    slots = _Slots()
+    slot = slots.take()
+    try:
+        slots.release()
+        slots.give(slot)
+        assert slots._free == []
+    finally:
+        slots.release()
