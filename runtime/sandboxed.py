@@ -45,7 +45,8 @@ class SandboxExecutor:
         if cached is not None and cached[0] is tool:
             return cached[1]
         limits = tool.spec.sandbox
-        backend = limits.backend or self.backend or self._first_working()
+        # the run's choice wins: `--sandbox nsjail` isolates even a tool whose spec says none
+        backend = self.backend or limits.backend or self._first_working()
         if backend == "none" and not (limits.unsafe or self.unsafe):
             raise ToolError(
                 f"{tool.metadata.name} would run with the 'none' sandbox, which isolates "
@@ -116,8 +117,17 @@ class SandboxExecutor:
         executor = tool.spec.executor
         if executor.type != "python" or not executor.paths:
             return ()
-        base = self.folders.get(tool.metadata.name, Path.cwd())
-        return tuple(str((base / p).resolve()) for p in executor.paths)
+        base = self.folders.get(tool.metadata.name, Path.cwd()).resolve()
+        paths = []
+        for path in executor.paths:
+            resolved = (base / path).resolve()
+            if not resolved.is_relative_to(base):  # the compiler says so too (K4015)
+                raise ToolError(
+                    f"{tool.metadata.name}: path {path!r} leaves the folder of its spec; a "
+                    "sandbox only ever sees folders beside or below the spec"
+                )
+            paths.append(str(resolved))
+        return tuple(paths)
 
     def _first_working(self) -> BackendName:
         if self._default is None:

@@ -68,6 +68,8 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K4012", "error", "host not allowed", "An HTTP tool's URL names a host that its allow_hosts list does not include."),
     Code("K4013", "error", "builtin outside the standard library", "A builtin tool runs in the runtime's own process, with all its rights: only functions of kiln's standard library (stdlib_tools) may be builtins. Other code is a python tool, which runs in a sandbox."),
     Code("K4014", "error", "scripted model file missing", "An agent's model (or fallback) is scripted:<file>, and the file does not exist. The path is relative to the spec's file."),
+    Code("K4015", "error", "tool path outside its spec folder", "A python tool's paths entry leaves the folder of its spec file (an absolute path, or ..), or is not a folder. A sandbox only ever sees folders beside or below the spec."),
+    Code("K4016", "error", "python tool code unusable", "A python tool's inline code does not parse, or defines no run function."),
     # -- warnings ------------------------------------------------------------------------
     Code("K5001", "warning", "unused tool", "A Tool spec that no agent lists and no agent can discover."),
     Code("K5002", "warning", "unused memory policy", "A MemoryPolicy that no agent or crew uses."),

@@ -77,6 +77,9 @@ def run_command(args: argparse.Namespace) -> int:
     pool = _pool(args.pool)
     if isinstance(pool, str):
         return _fail(pool, EXIT_USAGE, as_json=args.json)
+    if args.sandbox == "none" and not args.unsafe:
+        message = "--sandbox none runs tool code without isolation: add --unsafe to mean it"
+        return _fail(message, EXIT_USAGE, as_json=args.json)
     try:
         prepared = prepare(
             args.paths,

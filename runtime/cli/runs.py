@@ -84,6 +84,8 @@ def db_path(args: argparse.Namespace) -> Path:
 def _with_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
+        "--runs-db",
+        dest="db",
         metavar="PATH",
         help=f"the trace store (default: $KILN_RUNS_DB, else {DEFAULT_DB})",
     )

@@ -150,7 +150,7 @@ def executors(draw: st.DrawFn, props: list[str]) -> dict[str, Any]:
     if kind == "python":
         if draw(st.booleans()):
             return {"type": "python", "code": "def run(**kw):\n    return {'ok': True}\n"}
-        return {"type": "python", "entrypoint": "pkg.tools:run", "paths": ["lib"]}
+        return {"type": "python", "entrypoint": "pkg.tools:run", "paths": ["."]}
     if kind == "builtin":
         return {"type": "builtin", "function": "stdlib_tools.calculator:run"}
     if kind == "http":

@@ -15,6 +15,7 @@ from compiler.passes.check.process import check_process
 from compiler.passes.check.schemas import check_schemas
 from compiler.passes.check.scope import check_placeholders, check_scope
 from compiler.passes.check.secrets import check_secrets
+from compiler.passes.check.tools import check_python_tools
 from compiler.passes.check.usage import check_usage
 from compiler.symbols import Program
 
@@ -30,6 +31,7 @@ def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
         *check_secrets(program, files),
         *check_hosts(program),
         *check_builtins(program),
+        *check_python_tools(program),
         *check_usage(program),
     )
 

@@ -1,0 +1,70 @@
+"""Python tools can be found and run: their code parses and defines ``run``, and the folders
+they import from exist inside the spec's own folder (a sandbox never sees anything else)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic, error
+from compiler.symbols import Program, SpecEntry
+from specs.tool import PythonExecutor
+
+
+def check_python_tools(program: Program) -> Iterator[Diagnostic]:
+    for name, entry in program.tools.items():
+        if entry.origin != "user" or entry.lost("spec", "executor"):
+            continue
+        executor = program.tool(name).spec.executor
+        if not isinstance(executor, PythonExecutor):
+            continue
+        if executor.code is not None:
+            yield from _code(name, entry, executor.code)
+        yield from _paths(name, entry, executor.paths)
+
+
+def _code(name: str, entry: SpecEntry, code: str) -> Iterator[Diagnostic]:
+    where = entry.doc.locate(("spec", "executor", "code"))
+    try:
+        tree = ast.parse(code, filename=f"<tool {name}>")
+    except SyntaxError as exc:
+        yield error(
+            "K4016",
+            f"the code of tool '{name}' does not parse: {exc.msg} (line {exc.lineno} of the code)",
+            where,
+            "fix the Python in executor.code",
+        )
+        return
+    defined = {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    if "run" not in defined:
+        yield error(
+            "K4016",
+            f"the code of tool '{name}' defines no function run(**input)",
+            where,
+            "define def run(<the input's fields>): ... returning the tool's output",
+        )
+
+
+def _paths(name: str, entry: SpecEntry, paths: tuple[str, ...]) -> Iterator[Diagnostic]:
+    folder = Path(entry.doc.path).parent.resolve()
+    for i, path in enumerate(paths):
+        where = entry.doc.locate(("spec", "executor", "paths", i))
+        resolved = (folder / path).resolve()
+        if not resolved.is_relative_to(folder):
+            yield error(
+                "K4015",
+                f"tool '{name}' imports from '{path}', outside the folder of its spec",
+                where,
+                "a sandbox sees only folders beside or below the spec: move the code there",
+            )
+        elif not resolved.is_dir():
+            yield error(
+                "K4015",
+                f"tool '{name}' imports from '{path}', which is not a folder "
+                f"(looked for {resolved})",
+                where,
+                "paths are folders, relative to the spec's file, that hold the entrypoint's module",
+            )
