@@ -144,9 +144,13 @@ def _child(request: dict[str, Any], result_w: int, output_w: int) -> NoReturn:
         os.chdir(WORKDIR)
         _limit()
         if request.get("kind") == "shell":
-            os.close(result_w)
+            # the result pipe is close-on-exec: a command that starts never sees it, and one
+            # that cannot start is reported on it
             argv = [str(a) for a in request["argv"]]
-            os.execvpe(argv[0], argv, os.environ)
+            try:
+                os.execvpe(argv[0], argv, os.environ)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"command not found: {argv[0]}") from None
         value = _run_python(request)
         payload = json.dumps({"output": value}, allow_nan=False)
         code = 0

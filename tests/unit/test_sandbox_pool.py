@@ -335,3 +335,16 @@ def test_a_slot_given_back_after_release_is_not_reused() -> None:
         assert slots._free == []
     finally:
         slots.release()
+
+
+def test_a_shell_command_that_does_not_exist_says_so() -> None:
+    async def test(pool: Pool) -> None:
+        missing = await pool.call(
+            PROFILE, {"kind": "shell", "argv": ["definitely-not-a-command", "x"], "input": {}}
+        )
+        assert not missing.ok and missing.reason == "exception"
+        assert missing.error == "FileNotFoundError: command not found: definitely-not-a-command"
+        echo = await pool.call(PROFILE, {"kind": "shell", "argv": ["echo", "hi"], "input": {}})
+        assert echo.ok and echo.output == {"stdout": "hi\n", "exit_code": 0}
+
+    _run(test, PoolSettings(size=1))
