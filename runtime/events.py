@@ -38,7 +38,7 @@ EVENT_TYPES: Final[Mapping[str, str]] = {
     "agent.thought": "text, usage, model; malformed, over_limit; tot: branch, level, score, chosen",
     "agent.action": "tool, input, call_id",
     "tool.result": "tool, call_id, status (ok|error|denied|loop|invalid_input|unknown_tool), "
-    "output | error",
+    "output | error; stdout when a sandboxed tool printed something",
     "memory.read": "policy, items, reason (why nothing was read)",
     "memory.write": "policy, items",
     "agent.answer": "output, usage (the agent run's total), iterations",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.templates import environment
-from runtime.tools import ToolError
+from runtime.tools import Printed, ToolError
 from sandbox.backends import ISOLATING
 from sandbox.pool import Pool, SandboxError
 from sandbox.profile import BackendName, Profile
@@ -80,7 +80,7 @@ class SandboxExecutor:
             raise ToolError(message, retryable=result.reason in ("timeout", "crash"))
         if tool.spec.executor.type == "shell":
             return _shell_output(tool, result.output)
-        return result.output
+        return Printed(result.output, result.stdout) if result.stdout else result.output
 
     async def warm(self, tools: list[Tool]) -> None:
         """Start a worker for each distinct profile of ``tools`` now (errors are left for

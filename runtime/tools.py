@@ -17,7 +17,7 @@ import importlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from jsonschema import Draft202012Validator
@@ -37,10 +37,20 @@ class ToolOutcome:
     #: A transient failure (a timeout, a 503): worth calling again later.
     retryable: bool = False
     duration_ms: float = 0.0
+    #: what the tool printed (sandboxed tools), for the trace: the model sees ``output``
+    stdout: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Printed:
+    """An executor's result with what the tool printed beside it."""
+
+    output: Any
+    stdout: str
 
 
 class ToolExecutor(Protocol):
@@ -223,7 +233,7 @@ class ToolBox:
         started = time.perf_counter()
         outcome = await self._call(name, arguments)
         ms = (time.perf_counter() - started) * 1000
-        return ToolOutcome(outcome.status, outcome.output, outcome.error, outcome.retryable, ms)
+        return replace(outcome, duration_ms=ms)
 
     async def _call(self, name: str, arguments: Any) -> ToolOutcome:
         tool = self.tools.get(name)
@@ -256,11 +266,15 @@ class ToolBox:
             return ToolOutcome("error", error=str(exc), retryable=exc.retryable)
         except Exception as exc:  # noqa: BLE001 - a tool's bug is an observation, not a crash
             return ToolOutcome("error", error=f"{type(exc).__name__}: {exc}")
+        stdout = ""
+        if isinstance(output, Printed):
+            output, stdout = output.output, output.stdout
         if tool.output_validator is not None:
             problem = schema_error(tool.output_validator, output)
             if problem is not None:
                 return ToolOutcome(
                     "error",
                     error=f"{name} returned output that breaks its output_schema: {problem}",
+                    stdout=stdout,
                 )
-        return ToolOutcome("ok", output=output)
+        return ToolOutcome("ok", output=output, stdout=stdout)

@@ -76,5 +76,6 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K5003", "warning", "unknown model price", "A hosted model's price is not known to kiln, so its worst-case cost cannot be bounded."),
     Code("K5004", "warning", "empty spec file", "A *.yaml file holds no document: it is empty or only comments."),
     Code("K5005", "warning", "single-brace placeholder", "A template holds {name} for a declared input: CrewAI's placeholder style, plain text in Jinja2, where it is written {{ inputs.name }}."),
+    Code("K5006", "warning", "tree of thought beyond its iterations", "An agent's tot strategy needs depth x breadth x 2 + 1 model calls, more than its limits.max_iterations allows: it would stop with limit_exceeded before answering."),
 )
 # fmt: on

@@ -186,6 +186,7 @@ class _Loop:
             call_id=call_id,
             status=outcome.status,
             **({"output": outcome.output} if outcome.ok else {"error": outcome.error}),
+            **({"stdout": outcome.stdout} if outcome.stdout else {}),
         )
         return outcome
 

@@ -30,6 +30,7 @@ spec:
       import statistics
 
       def run(values):
+          print("values:", len(values))
           return {"mean": statistics.mean(values), "spread": max(values) - min(values)}
   sandbox: {memory_mb: 128, timeout_s: 5}
 """
@@ -91,6 +92,7 @@ def test_a_python_tool_runs_sandboxed_and_its_bug_is_an_observation(
     assert ran.result.ok, ran.result.error
     first, second = ran.of("tool.result")
     assert (first.data["status"], first.data["output"]) == ("ok", {"mean": 3, "spread": 5})
+    assert first.data["stdout"] == "values: 3\n"  # what it printed goes to the trace
     assert second.data["status"] == "error"
     assert second.data["error"].startswith("StatisticsError: mean requires at least one")
 

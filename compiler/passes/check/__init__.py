@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from compiler.diagnostics import Diagnostic
 from compiler.passes.check.cycles import check_cycles
 from compiler.passes.check.hosts import check_builtins, check_hosts
-from compiler.passes.check.models import check_models
+from compiler.passes.check.models import check_models, check_tot
 from compiler.passes.check.process import check_process
 from compiler.passes.check.schemas import check_schemas
 from compiler.passes.check.scope import check_placeholders, check_scope
@@ -28,6 +28,7 @@ def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
         *check_scope(program, files),
         *check_placeholders(program, files),
         *check_models(program),
+        *check_tot(program),
         *check_secrets(program, files),
         *check_hosts(program),
         *check_builtins(program),

@@ -11,6 +11,26 @@ from compiler.symbols import Program
 from specs.source import DataPath
 
 
+def check_tot(program: Program) -> Iterator[Diagnostic]:
+    """A tree of thought must fit in its agent's iterations, or it never answers."""
+    for entry in program.agents.values():
+        if entry.origin != "user" or entry.lost("spec"):
+            continue
+        spec = program.agent(entry.name).spec
+        if spec.strategy != "tot":
+            continue
+        needs = spec.tot.depth * spec.tot.breadth * 2 + 1
+        if needs > spec.limits.max_iterations:
+            yield error(
+                "K5006",
+                f"agent '{entry.name}' thinks in a tree of {spec.tot.depth} levels of "
+                f"{spec.tot.breadth} branches: {needs} model calls, but its max_iterations is "
+                f"{spec.limits.max_iterations}",
+                entry.doc.locate(("spec", "strategy")),
+                f"raise limits.max_iterations to {needs}, or make the tree smaller",
+            )
+
+
 def check_models(program: Program) -> Iterator[Diagnostic]:
     for entry in program.agents.values():
         if entry.origin != "user":
