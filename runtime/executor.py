@@ -41,9 +41,13 @@ from runtime.tools import (
     ToolExecutor,
     bind,
     default_executors,
+    delegate_tool,
+    task_tool,
     virtual,
 )
 from specs import Agent
+
+INTERRUPTED = "the run was interrupted"
 
 
 class Output(dict[str, Any]):
@@ -196,6 +200,16 @@ class Runner:
             status, limit = "limit_exceeded", "timeout_s"
             seconds = limits.timeout_s if limits else None
             error = f"timeout_s exceeded ({target}): still running after {seconds} s"
+        except anyio.get_cancelled_exc_class():  # Ctrl-C, SIGTERM: the events say so
+            bus.emit("run.error", status="cancelled", error=INTERRUPTED, limit=None)
+            bus.emit(
+                "run.complete",
+                duration_ms=(time.perf_counter() - started) * 1000,
+                status="cancelled",
+                output=None,
+                usage=state.budget.usage.as_json(),
+            )
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug in kiln: recorded, not a crash
             if os.environ.get("KILN_DEBUG"):
                 raise
@@ -392,7 +406,7 @@ class Runner:
             if name in self.program.tools
         }
         for other in agent.spec.delegate_to:
-            tools[f"ask_{other}"] = self._delegate(other, state)
+            tools[delegate_tool(other)] = self._delegate(other, state)
         return tools
 
     def _delegate(self, other: str, state: _Run) -> BoundTool:
@@ -406,7 +420,7 @@ class Runner:
             return outcome.output
 
         return virtual(
-            f"ask_{other}",
+            delegate_tool(other),
             f"Hand a request to another agent: {description}",
             {
                 "type": "object",
@@ -427,11 +441,11 @@ class Runner:
         outputs: dict[str, Any] = {}
         tools: dict[str, BoundTool] = {}
         for task in crew.spec.tasks:
-            tools[f"task_{task.name}"] = self._hand_out(
+            tools[task_tool(task.name)] = self._hand_out(
                 graph, task.name, deps.get(task.name, ()), outputs, state
             )
         listing = "\n".join(
-            f"- task_{t.name}: {t.description or t.prompt.strip().splitlines()[0]}"
+            f"- {task_tool(t.name)}: {t.description or t.prompt.strip().splitlines()[0]}"
             for t in crew.spec.tasks
         )
         prompt = (
@@ -472,7 +486,7 @@ class Runner:
             return value
 
         return virtual(
-            f"task_{task}",
+            task_tool(task),
             f"Run the crew task {task!r} and get its output.",
             {
                 "type": "object",

@@ -16,13 +16,13 @@ from compiler.models import parse_model
 from compiler.pipeline import Compilation, compile_paths
 from compiler.symbols import Program
 from runtime.events import Event, EventBus, Sink
-from runtime.executor import Runner, RunResult
+from runtime.executor import INTERRUPTED, Runner, RunResult
 from runtime.inputs import InputError
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import ModelError, Usage
 from runtime.sandboxed import SandboxExecutor
-from runtime.tools import Approver, ToolExecutor, default_executors
+from runtime.tools import Approver, ToolExecutor, default_executors, delegate_tool, task_tool
 from sandbox.pool import Pool, PoolSettings
 from sandbox.profile import BackendName
 from specs import Tool
@@ -148,7 +148,7 @@ def _tools_by_key(program: Program, target: str) -> dict[str, frozenset[str]]:
     out: dict[str, frozenset[str]] = {}
     for name in program.agents:
         spec = program.agent(name).spec
-        out[name] = frozenset(spec.tools) | {f"ask_{o}" for o in spec.delegate_to}
+        out[name] = frozenset(spec.tools) | {delegate_tool(o) for o in spec.delegate_to}
     kind, _, name = target.partition("/")
     if kind == "Crew":
         crew = program.crew(name)
@@ -156,7 +156,7 @@ def _tools_by_key(program: Program, target: str) -> dict[str, frozenset[str]]:
             out[task.name] = out.get(task.agent, frozenset())
         boss = program.manager(name)
         if boss is not None and crew.spec.process == "hierarchical":
-            out[boss] = out[boss] | {f"task_{t.name}" for t in crew.spec.tasks}
+            out[boss] = out[boss] | {task_tool(t.name) for t in crew.spec.tasks}
     return out
 
 
@@ -254,8 +254,8 @@ async def execute(
         )
         bus.add(store.sink(run_id))
     status, result = "cancelled", None
-    spent = _Spent()
-    bus.add(spent)
+    ending = _Ending()
+    bus.add(ending)
     try:
         if prepared.sandbox is not None:
             await prepared.sandbox.warm(_tools_of(prepared))
@@ -265,10 +265,9 @@ async def execute(
         status = result.status
         return result
     finally:
-        if result is None:  # interrupted: the events still say how it ended
-            error = "the run was interrupted"
-            bus.emit("run.error", status="cancelled", error=error, limit=None)
-            bus.emit("run.complete", status="cancelled", output=None, usage=spent.usage)
+        if ending.usage is None:  # interrupted before the runner began: nothing was spent
+            bus.emit("run.error", status="cancelled", error=INTERRUPTED, limit=None)
+            bus.emit("run.complete", status="cancelled", output=None, usage=Usage().as_json())
         if prepared.sandbox is not None:
             with anyio.CancelScope(shield=True):
                 await prepared.sandbox.pool.aclose()
@@ -278,24 +277,17 @@ async def execute(
                 status=status,
                 ended=time.time(),
                 output=result.output if result else None,
-                error=result.error if result else "the run was interrupted",
-                usage=result.usage.as_json() if result else spent.usage,
+                error=result.error if result else INTERRUPTED,
+                usage=ending.usage,
             )
 
 
-class _Spent:
-    """A sink adding up the usage the agents report, for runs that end without a result."""
+class _Ending:
+    """Keeps the usage ``run.complete`` reports: the runner's own count, also when the run
+    is interrupted and no result comes back."""
 
-    def __init__(self) -> None:
-        self.total = Usage()
+    usage: dict[str, Any] | None = None
 
     def __call__(self, event: Event) -> None:
-        usage = event.data.get("usage") if event.type == "agent.thought" else None
-        if usage:
-            self.total = self.total + Usage(
-                usage["prompt_tokens"], usage["completion_tokens"], usage["cost_usd"]
-            )
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        return self.total.as_json()
+        if event.type == "run.complete":
+            self.usage = event.data.get("usage")

@@ -76,7 +76,7 @@ class BuiltinExecutor:
             module_name, _, attr = reference.partition(":")
             if module_name != "stdlib_tools" and not module_name.startswith("stdlib_tools."):
                 # the compiler refuses these (K4013); this holds for plans built elsewhere
-                raise ToolUnavailable(f"{reference} is not in kiln's standard library")
+                raise ToolError(f"{reference} is not in kiln's standard library")
             function = getattr(importlib.import_module(module_name), attr)
             if not callable(function):
                 raise TypeError(f"{reference} is not callable")
@@ -98,11 +98,7 @@ class NotAvailableExecutor:
         self.why = why
 
     async def call(self, tool: Tool, arguments: Mapping[str, Any]) -> Any:
-        raise ToolUnavailable(self.why.format(type=tool.spec.executor.type))
-
-
-class ToolUnavailable(Exception):
-    pass
+        raise ToolError(self.why.format(type=tool.spec.executor.type))
 
 
 class ToolError(Exception):
@@ -126,6 +122,16 @@ def default_executors() -> dict[str, ToolExecutor]:
         "http": missing,
         "mcp": missing,
     }
+
+
+def delegate_tool(agent: str) -> str:
+    """The tool through which an agent with ``delegate_to`` asks ``agent`` for help."""
+    return f"ask_{agent}"
+
+
+def task_tool(task: str) -> str:
+    """The tool through which a hierarchical crew's manager hands out ``task``."""
+    return f"task_{task}"
 
 
 #: A tool the runtime provides itself (delegation to another agent, a crew task a manager
@@ -260,8 +266,6 @@ class ToolBox:
                 assert tool.spec is not None
                 executor = self.executors[tool.spec.spec.executor.type]
                 output = await executor.call(tool.spec, arguments)
-        except ToolUnavailable as exc:
-            return ToolOutcome("error", error=str(exc))
         except ToolError as exc:
             return ToolOutcome("error", error=str(exc), retryable=exc.retryable)
         except Exception as exc:  # noqa: BLE001 - a tool's bug is an observation, not a crash

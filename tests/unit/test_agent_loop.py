@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import anyio
 import pytest
 
-from runtime.run import RunSetupError
+from runtime.events import Event
+from runtime.run import RunSetupError, execute, prepare
+from runtime.trace import TraceStore
 from tests.helpers import WriteSpecs
 from tests.runtime_kit import agent, run_specs
 
@@ -331,3 +336,29 @@ def test_script_usage_values_are_checked(write_specs: WriteSpecs, usage: str, pr
     folder = write_specs(**{"a.yaml": agent()})
     with pytest.raises(Exception, match=problem.replace("(", r"\(")):
         run_specs(folder, f"solver:\n  - {{thought: t, final: x, usage: {usage}}}\n")
+
+
+def test_an_interrupted_run_is_recorded_as_cancelled_with_what_it_spent(
+    write_specs: WriteSpecs, tmp_path: Path
+) -> None:
+    folder = write_specs(**{"a.yaml": agent()})
+    script = tmp_path / "slow.yaml"
+    script.write_text(
+        "solver:\n"
+        "  - {thought: t, tool: word_count, input: {text: a}, usage: {prompt_tokens: 70}}\n"
+        "  - {thought: slow, final: x, delay_ms: 5000}\n"
+    )
+    prepared = prepare([folder], agent="solver", model=f"scripted:{script}")
+    events: list[Event] = []
+
+    async def main() -> None:
+        with anyio.move_on_after(0.3):
+            await execute(prepared, sinks=[events.append], store=store, run_id="interrupted")
+
+    with TraceStore(tmp_path / "runs.db") as store:
+        anyio.run(main)
+        row = store.get_run("interrupted")
+    assert (row.status, row.error) == ("cancelled", "the run was interrupted")
+    assert row.usage is not None and row.usage["prompt_tokens"] == 70
+    assert [e.type for e in events[-2:]] == ["run.error", "run.complete"]
+    assert events[-1].data["status"] == "cancelled"
