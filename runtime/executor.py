@@ -39,12 +39,16 @@ from runtime.tools import (
     ToolBox,
     ToolError,
     ToolExecutor,
-    bind,
     default_executors,
     delegate_tool,
     task_tool,
     virtual,
 )
+from runtime.tools.approval import Approvals
+from runtime.tools.box import ToolRetry
+from runtime.tools.cache import MemoryCache, ResultCache
+from runtime.tools.finder import FIND_TOOLS, ToolFinder, find_tools_tool
+from runtime.tools.registry import Registry
 from specs import Agent
 
 INTERRUPTED = "the run was interrupted"
@@ -128,9 +132,22 @@ class Runner:
         model: str | None = None,
         models: Mapping[str, tuple[str, ...]] | None = None,
         approver: Approver | None = None,
+        registry: Registry | None = None,
+        finder: ToolFinder | None = None,
+        cache: ResultCache | None = None,
+        tool_retry: ToolRetry | None = None,
     ) -> None:
         self.program = program
         self.approver = approver
+        #: one broker per runner: a pending approval can be resolved from elsewhere by id
+        self.approvals = Approvals(approver) if approver is not None else None
+        #: tool results (``cache: {ttl_s}``), shared by the runner's runs
+        self.cache: ResultCache = cache if cache is not None else MemoryCache()
+        self.tool_retry = tool_retry or ToolRetry()
+        #: every tool the program can call; MCP servers are listed into it before a run
+        self.registry = registry if registry is not None else Registry(program)
+        #: tool discovery (``find_tools``), for agents with ``tool_discovery``
+        self.finder = finder
         #: agent name -> models to try, primary first (scripted paths resolved)
         self.models = dict(models or {})
         self.graphs = graphs if isinstance(graphs, Mapping) else {g.name: g for g in graphs}
@@ -371,6 +388,20 @@ class Runner:
             )
         tools = self._tools(agent, state)
         tools.update(extra_tools or {})
+        box = ToolBox(
+            tools,
+            self.executors,
+            approvals=self.approvals,
+            cache=self.cache,
+            retry=self.tool_retry,
+            run_id=state.run_id,
+            agent=agent_name,
+        )
+        discovery = spec.tool_discovery
+        if discovery is not None and discovery.enabled:
+            box.tools[FIND_TOOLS] = find_tools_tool(
+                self._finder(), box.tools, top_k=discovery.top_k, labels=discovery.labels
+            )
         job = AgentJob(
             run_id=state.run_id,
             agent=agent_name,
@@ -380,7 +411,7 @@ class Runner:
             system=system,
             prompt=prompt,
             output_schema=output_schema if output_schema is not None else spec.output_schema,
-            tools=ToolBox(tools, self.executors, self.approver),
+            tools=box,
             gateway=self.gateway,
             bus=state.bus,
             budget=Budget(
@@ -399,12 +430,15 @@ class Runner:
         )
         return await run_agent(job, timeout_s=limits.timeout_s)
 
+    def _finder(self) -> ToolFinder:
+        if self.finder is None:
+            self.finder = ToolFinder(self.registry)
+        return self.finder
+
     def _tools(self, agent: Agent, state: _Run) -> dict[str, BoundTool]:
-        tools = {
-            name: bind(self.program.tool(name))
-            for name in agent.spec.tools
-            if name in self.program.tools
-        }
+        tools: dict[str, BoundTool] = {}
+        for name in agent.spec.tools:
+            tools.update(self.registry.bound(name))
         for other in agent.spec.delegate_to:
             tools[delegate_tool(other)] = self._delegate(other, state)
         return tools
@@ -528,6 +562,22 @@ class Runner:
     def models_for(self, target: str) -> list[str]:
         """Every model a run of ``target`` may call, primary and fallbacks."""
         return self._models_of(self.graphs[target])
+
+    def agents_of(self, target: str) -> list[str]:
+        """Every agent a run of ``target`` may start: those of its graph, the crew's manager,
+        and whoever they delegate to."""
+        graph = self.graphs[target]
+        todo = [str(n.attrs["agent"]) for n in graph.nodes if n.kind == "agent_run"]
+        kind, _, name = target.partition("/")
+        if kind == "Crew" and (boss := self.program.manager(name)) is not None:
+            todo.append(boss)
+        seen: dict[str, None] = {}
+        while todo:
+            agent = todo.pop()
+            if agent not in seen and agent in self.program.agents:
+                seen[agent] = None
+                todo.extend(self.program.agent(agent).spec.delegate_to)
+        return sorted(seen)
 
     def _models_of(self, graph: Graph) -> list[str]:
         agents = dict.fromkeys(str(n.attrs["agent"]) for n in graph.nodes if n.kind == "agent_run")

@@ -10,7 +10,8 @@ every line starts with its task's name in a colour of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO, Any, Final, Literal
 
 from rich.console import Console
@@ -164,12 +165,36 @@ class LiveView:
         self._open: list[str] = []  # tasks started and not yet complete
         self._parallel = False
         self._answered = False
+        #: lines held back while something else has the terminal (an approval prompt)
+        self._held: list[Text] | None = None
+        self._pauses = 0
 
     def __call__(self, event: Event) -> None:
         try:
             lines = self._lines(event)
         except Exception:  # noqa: BLE001 - a viewer must not break the run it shows
             lines = [Text(f"  {_repr(getattr(event, 'type', '?'))} (unreadable event)", "dim")]
+        if self._held is not None:
+            self._held.extend(lines)
+            return
+        self._print(lines)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold every line back while the block runs (a question is on the terminal), then
+        print them in order. Pauses nest."""
+        self._pauses += 1
+        if self._held is None:
+            self._held = []
+        try:
+            yield
+        finally:
+            self._pauses -= 1
+            if self._pauses == 0:
+                held, self._held = self._held, None
+                self._print(held or [])
+
+    def _print(self, lines: list[Text]) -> None:
         try:
             for line in lines:
                 self.console.print(line, soft_wrap=not self.console.is_terminal)
@@ -272,10 +297,37 @@ class LiveView:
         else:
             problem = data.get("error", data.get("output", ""))
             lines = self._block(arrow.append(f"{self._value(status)}: ", "red"), problem, "red")
+        facts = []
+        if data.get("cached"):
+            facts.append("cached")
+        attempts = data.get("attempts")
+        if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 1:
+            facts.append(f"{attempts} attempts")
         seconds = _seconds(event.duration_ms)
         if seconds is not None:
-            lines[-1].append(f"  ({format_duration(seconds)})", "dim")
+            facts.append(format_duration(seconds))
+        if facts:
+            lines[-1].append(f"  ({', '.join(facts)})", "dim")
         return lines
+
+    def _approval_request(self, event: Event, data: Mapping[str, Any]) -> list[Text]:
+        line = Text("  ? ", "yellow")
+        line.append(self._value(data.get("tool", "?")), "yellow")
+        line.append(" waits for approval", "yellow")
+        return [line]
+
+    def _approval_decision(self, event: Event, data: Mapping[str, Any]) -> list[Text]:
+        approved = data.get("approved") is True
+        verdict = "approved" if approved else "denied"
+        line = Text(
+            f"  {self._glyph['ok' if approved else 'fail']} ", "green" if approved else "red"
+        )
+        line.append(f"{self._value(data.get('tool', '?'))} {verdict}")
+        if data.get("by"):
+            line.append(f" by {self._value(data['by'])}", "dim")
+        if not approved and data.get("reason"):
+            line.append(f": {self._value(data['reason'])}", "red")
+        return [line]
 
     def _memory(self, event: Event, data: Mapping[str, Any]) -> list[Text]:
         verb = "read" if event.type == "memory.read" else "write"
@@ -373,6 +425,8 @@ _RENDERERS: Final[Mapping[str, _Render]] = {
     "agent.thought": LiveView._thought,
     "agent.action": LiveView._action,
     "tool.result": LiveView._result,
+    "approval.request": LiveView._approval_request,
+    "approval.decision": LiveView._approval_decision,
     "memory.read": LiveView._memory,
     "memory.write": LiveView._memory,
     "agent.answer": LiveView._answer,

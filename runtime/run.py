@@ -3,12 +3,13 @@ the target with every event going to the trace store and the given sinks."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -23,9 +24,17 @@ from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import ModelError, Usage
 from runtime.sandboxed import SandboxExecutor
 from runtime.tools import Approver, ToolExecutor, default_executors, delegate_tool, task_tool
+from runtime.tools.finder import FIND_TOOLS, ToolFinder
+from runtime.tools.registry import Registry
 from sandbox.pool import Pool, PoolSettings
 from sandbox.profile import BackendName
 from specs import Tool
+from stdlib_tools.workspace import WORKSPACE
+
+if TYPE_CHECKING:
+    from runtime.tools.cache import ResultCache
+    from runtime.tools.http import HttpToolExecutor
+    from runtime.tools.mcp import McpHub
 
 
 class RunSetupError(Exception):
@@ -41,6 +50,12 @@ class Prepared:
     text: str | None
     #: the sandboxes of python and shell tools (``None`` when the caller gave executors)
     sandbox: SandboxExecutor | None = None
+    #: the run's MCP server sessions, opened by :func:`execute`
+    hub: McpHub | None = None
+    #: the HTTP client of http and openapi tools, closed by :func:`execute`
+    http: HttpToolExecutor | None = None
+    #: the folder the file tools work in (default: ``.kiln/workspaces/<run id>``)
+    workspace: Path | None = None
 
 
 def choose_target(program: Program, agent: str | None, crew: str | None) -> str:
@@ -94,7 +109,7 @@ def check_scripts(program: Program, runner: Runner, target: str) -> list[str]:
     """Every scripted model of the run loaded and checked against the agents and tasks it
     will serve: a turn calling a tool its agent lacks is reported before the run starts."""
     problems: list[str] = []
-    tools = _tools_by_key(program, target)
+    tools = _tools_by_key(program, target, runner.registry)
     for model in sorted(runner.models_for(target)):
         if not model.startswith("scripted:"):
             continue
@@ -144,11 +159,29 @@ def _uncovered(
     return problems
 
 
-def _tools_by_key(program: Program, target: str) -> dict[str, frozenset[str]]:
-    out: dict[str, frozenset[str]] = {}
+def _tools_by_key(
+    program: Program, target: str, registry: Registry
+) -> dict[str, frozenset[str] | None]:
+    """Agent and task name -> the names of the tools it may call (``None``: not known until
+    the run's MCP servers are listed)."""
+    out: dict[str, frozenset[str] | None] = {}
+    everything: frozenset[str] | None = frozenset(e.name for e in registry)
+    if registry.unlisted():
+        everything = None
     for name in program.agents:
         spec = program.agent(name).spec
-        out[name] = frozenset(spec.tools) | {delegate_tool(o) for o in spec.delegate_to}
+        names: set[str] | None = {delegate_tool(o) for o in spec.delegate_to}
+        for tool in spec.tools:
+            mine = registry.names_of(tool)
+            if mine is None or names is None:
+                names = None
+            else:
+                names |= mine
+        if spec.tool_discovery is not None and spec.tool_discovery.enabled:
+            names = None if everything is None or names is None else names | everything
+            if names is not None:
+                names.add(FIND_TOOLS)
+        out[name] = frozenset(names) if names is not None else None
     kind, _, name = target.partition("/")
     if kind == "Crew":
         crew = program.crew(name)
@@ -156,7 +189,9 @@ def _tools_by_key(program: Program, target: str) -> dict[str, frozenset[str]]:
             out[task.name] = out.get(task.agent, frozenset())
         boss = program.manager(name)
         if boss is not None and crew.spec.process == "hierarchical":
-            out[boss] = out[boss] | {task_tool(t.name) for t in crew.spec.tasks}
+            mine = out[boss]
+            if mine is not None:
+                out[boss] = mine | {task_tool(t.name) for t in crew.spec.tasks}
     return out
 
 
@@ -175,6 +210,11 @@ def prepare(
     sandbox: BackendName | None = None,
     unsafe: bool = False,
     pool: PoolSettings | None = None,
+    allow_hosts: Sequence[str] = (),
+    workspace: Path | None = None,
+    embedder: str | None = None,
+    index_dir: Path | None = None,
+    tool_cache: ResultCache | None = None,
 ) -> Prepared:
     """Compile and set up a run. Raises :class:`RunSetupError` for anything that would make
     the run fail before its first step; compile errors are in ``compilation`` (check
@@ -188,15 +228,27 @@ def prepare(
         if not hasattr(ref, "kind"):
             raise RunSetupError(f"--model {model}: {getattr(ref, 'message', 'not a model')}")
     target = choose_target(program, agent, crew)
-    sandboxes = None
+    registry = Registry(program)
+    if registry.problems:
+        raise RunSetupError("\n".join(map(str, registry.problems)))
+    sandboxes = hub = http = None
     if executors is None:
+        from runtime.tools.http import HttpToolExecutor
+        from runtime.tools.mcp import McpHub, McpToolExecutor
+
         sandboxes = SandboxExecutor(
-            Pool(pool),
-            backend=sandbox,
-            unsafe=unsafe,
-            folders={n: Path(e.doc.path).parent for n, e in program.tools.items()},
+            Pool(pool), backend=sandbox, unsafe=unsafe, folders=registry.folders
         )
-        executors = {**default_executors(), "python": sandboxes, "shell": sandboxes}
+        hub = McpHub()
+        http = HttpToolExecutor(folders=registry.folders, allow_hosts=allow_hosts)
+        executors = {
+            **default_executors(),
+            "python": sandboxes,
+            "shell": sandboxes,
+            "http": http,
+            "openapi": http,
+            "mcp": McpToolExecutor(hub, folders=registry.folders),
+        }
     runner = Runner(
         program,
         compilation.graphs,
@@ -205,6 +257,9 @@ def prepare(
         model=model,
         models=resolve_models(program, model),
         approver=approver,
+        registry=registry,
+        finder=ToolFinder(registry, embedder=embedder, cache_dir=index_dir),
+        cache=tool_cache,
     )
     problems = check_scripts(program, runner, target)
     if problems:
@@ -213,7 +268,7 @@ def prepare(
         bound = runner.check_inputs(target, inputs or {}, text)
     except InputError as exc:
         raise RunSetupError(str(exc)) from None
-    return Prepared(compilation, runner, target, bound, text, sandboxes)
+    return Prepared(compilation, runner, target, bound, text, sandboxes, hub, http, workspace)
 
 
 def _tools_of(prepared: Prepared) -> list[Tool]:
@@ -238,8 +293,65 @@ async def execute(
     run_id: str | None = None,
 ) -> RunResult:
     """Run a prepared target. With a trace ``store``, the run is recorded as it starts (so a
-    crash leaves it visible as ``running``) and completed at the end, whatever happens."""
+    crash leaves it visible as ``running``) and completed at the end, whatever happens.
+
+    The run's MCP servers are started and listed first: a server that does not start, or a
+    script that calls a tool the server lacks, is a :class:`RunSetupError` and no run is
+    recorded."""
     run_id = run_id or uuid.uuid4().hex
+    async with contextlib.AsyncExitStack() as stack:
+        if prepared.http is not None:
+            stack.push_async_callback(_shielded, prepared.http.aclose)
+        if prepared.sandbox is not None:
+            stack.push_async_callback(_shielded, prepared.sandbox.pool.aclose)
+        if prepared.hub is not None:
+            await stack.enter_async_context(prepared.hub)
+            await _list_servers(prepared)
+        token = WORKSPACE.set(_workspace(prepared, run_id))
+        stack.callback(WORKSPACE.reset, token)
+        return await _execute(prepared, sinks, store, run_id)
+    raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see the return
+
+
+async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
+    with anyio.CancelScope(shield=True):
+        await close()
+
+
+async def _list_servers(prepared: Prepared) -> None:
+    """List the MCP servers the run may use, then check the scripts again: now every tool
+    name is known."""
+    assert prepared.hub is not None
+    runner = prepared.runner
+    specs = _mcp_specs(prepared)
+    if not specs:
+        return
+    problems = [str(p) for p in await runner.registry.load(prepared.hub, specs)]
+    if not problems:
+        problems = check_scripts(runner.program, runner, prepared.target)
+    if problems:
+        raise RunSetupError("\n".join(problems))
+
+
+def _mcp_specs(prepared: Prepared) -> list[str]:
+    """The MCP tool specs a run may call: those its agents list, and all of them when one
+    of its agents discovers tools."""
+    program = prepared.runner.program
+    names: set[str] = set()
+    for agent in prepared.runner.agents_of(prepared.target):
+        spec = program.agent(agent).spec
+        if spec.tool_discovery is not None and spec.tool_discovery.enabled:
+            return prepared.runner.registry.unlisted()
+        names.update(spec.tools)
+    return prepared.runner.registry.unlisted(names)
+
+
+def _workspace(prepared: Prepared, run_id: str) -> Path:
+    """The folder the file tools work in; made when a tool first needs it."""
+    return (prepared.workspace or Path(".kiln", "workspaces", run_id)).absolute()
+
+
+async def _execute(prepared: Prepared, sinks: Sequence[Sink], store: Any, run_id: str) -> RunResult:
     bus = EventBus(run_id, sinks)
     plan = prepared.compilation.plan or {}
     if store is not None:
@@ -268,9 +380,6 @@ async def execute(
         if ending.usage is None:  # interrupted before the runner began: nothing was spent
             bus.emit("run.error", status="cancelled", error=INTERRUPTED, limit=None)
             bus.emit("run.complete", status="cancelled", output=None, usage=Usage().as_json())
-        if prepared.sandbox is not None:
-            with anyio.CancelScope(shield=True):
-                await prepared.sandbox.pool.aclose()
         if store is not None:
             store.finish_run(
                 run_id,

@@ -66,7 +66,9 @@ class SandboxExecutor:
         self._profiles[id(tool)] = (tool, profile)
         return profile
 
-    async def call(self, tool: Tool, arguments: Mapping[str, Any]) -> Any:
+    async def call(
+        self, tool: Tool, arguments: Mapping[str, Any], target: str | None = None
+    ) -> Any:
         profile = self.profile(tool)
         request = self._request(tool, arguments)
         try:
@@ -77,7 +79,8 @@ class SandboxExecutor:
             message = result.error or "the call failed"
             if result.reason == "exception" and result.stdout.strip():
                 message += f"\n(output before the error: {result.stdout.strip()[-500:]})"
-            raise ToolError(message, retryable=result.reason in ("timeout", "crash"))
+            # a crash may be the machine's fault; a timeout or a limit is the code's own
+            raise ToolError(message, retryable=result.reason == "crash")
         if tool.spec.executor.type == "shell":
             return _shell_output(tool, result.output)
         return Printed(result.output, result.stdout) if result.stdout else result.output

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from specs._common import JsonSchema, Metadata, Model, Template
 
@@ -40,22 +41,69 @@ class ShellExecutor(Model):
     argv: tuple[Template, ...] = Field(min_length=1)
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+_TEMPLATED = r"\{\{|\{%"
+
+
 class HttpExecutor(Model):
+    """One HTTP request per call. ``url``, ``headers`` and ``body`` are templates over
+    ``input``; ``${env:NAME}`` in them is read when the call is made."""
+
     type: Literal["http"]
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    method: Template = Field(
+        "GET",
+        description="GET, POST, PUT, PATCH, DELETE or HEAD, or a template making one",
+        json_schema_extra={"anyOf": [{"enum": list(HTTP_METHODS)}, {"pattern": _TEMPLATED}]},
+    )
     url: Template
     headers: dict[str, Template] = Field(default_factory=dict)
     body: Template | None = None
     timeout_s: float = Field(30, gt=0, le=600)
-    allow_hosts: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = Field(
+        (),
+        description="host patterns (fnmatch) the tool may call; empty: only the host the URL "
+        "names, or none when a template makes the host",
+    )
     max_response_bytes: int = Field(1_000_000, ge=1, le=1 << 30)
+    max_attempts: int = Field(3, ge=1, le=10, description="tries of a retryable failure")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value in HTTP_METHODS or re.search(_TEMPLATED, value):
+            return value
+        close = f" (did you mean '{value.upper()}'?)" if value.upper() in HTTP_METHODS else ""
+        raise ValueError(
+            f"expected one of {', '.join(HTTP_METHODS)}, or a template such as "
+            f"'{{{{ input.method }}}}'{close}"
+        )
+
+
+class OpenApiExecutor(Model):
+    """Every operation of an OpenAPI 3 document (or those listed) becomes a tool."""
+
+    type: Literal["openapi"]
+    document: str = Field(min_length=1, description="path of the JSON or YAML document")
+    base_url: str | None = Field(None, description="default: the document's first server")
+    operations: tuple[str, ...] = Field((), description="operationIds to import; empty: all")
+    headers: dict[str, Template] = Field(default_factory=dict)
+    timeout_s: float = Field(30, gt=0, le=600)
+    allow_hosts: tuple[str, ...] = Field((), description="default: the base URL's host")
+    max_response_bytes: int = Field(1_000_000, ge=1, le=1 << 30)
+    max_attempts: int = Field(3, ge=1, le=10, description="tries of a retryable failure")
 
 
 class McpServer(Model):
     transport: Literal["stdio", "http"] = "stdio"
     command: tuple[str, ...] = ()
     url: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="added to a minimal environment; ${env:NAME} allowed"
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="http transport only")
+    cwd: str | None = None
+    startup_timeout_s: float = Field(30, gt=0, le=600)
+    call_timeout_s: float = Field(60, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _endpoint(self) -> McpServer:
@@ -69,11 +117,16 @@ class McpServer(Model):
 class McpExecutor(Model):
     type: Literal["mcp"]
     server: McpServer
-    tool: str | None = Field(None, description="one tool of the server; omit to import them all")
+    tool: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="one tool of the server, named by the tool spec; omit to import them all",
+    )
 
 
 Executor = Annotated[
-    BuiltinExecutor | PythonExecutor | ShellExecutor | HttpExecutor | McpExecutor,
+    BuiltinExecutor | PythonExecutor | ShellExecutor | HttpExecutor | OpenApiExecutor | McpExecutor,
     Field(discriminator="type"),
 ]
 
@@ -91,11 +144,19 @@ class SandboxLimits(Model):
 
 
 class CachePolicy(Model):
-    ttl_s: int = Field(ge=0, le=31_536_000)
+    """Results kept by tool, version and canonical input (never for side-effecting tools)."""
+
+    ttl_s: int = Field(ge=0, le=31_536_000, description="how long a result is kept; 0: never")
+
+
+#: executors that import tools from elsewhere, each with its own description
+IMPORTING = ("mcp", "openapi")
 
 
 class ToolSpec(Model):
-    description: str = Field(min_length=1)
+    description: str = Field(
+        "", description="what the tool does; imported tools (mcp, openapi) bring their own"
+    )
     version: str = "1"
     input_schema: JsonSchema = Field(default_factory=lambda: {"type": "object"})
     output_schema: JsonSchema | None = None
@@ -104,6 +165,12 @@ class ToolSpec(Model):
     cache: CachePolicy | None = None
     side_effects: bool = False
     requires_approval: bool = False
+
+    @model_validator(mode="after")
+    def _described(self) -> ToolSpec:
+        if not self.description and self.executor.type not in IMPORTING:
+            raise ValueError("a tool needs a description: the model chooses tools by it")
+        return self
 
 
 class Tool(Model):

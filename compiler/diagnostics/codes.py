@@ -70,6 +70,10 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K4014", "error", "scripted model file missing", "An agent's model (or fallback) is scripted:<file>, and the file does not exist. The path is relative to the spec's file."),
     Code("K4015", "error", "tool path outside its spec folder", "A python tool's paths entry leaves the folder of its spec file (an absolute path, or ..), or is not a folder. A sandbox only ever sees folders beside or below the spec."),
     Code("K4016", "error", "python tool code unusable", "A python tool's inline code does not parse, or defines no run function."),
+    Code("K4017", "error", "OpenAPI document unusable", "An openapi tool's document is missing, is not JSON or YAML, is not an OpenAPI 3.0 or 3.1 document, or names no absolute server URL when the tool gives no base_url. The path is relative to the spec's file."),
+    Code("K4018", "error", "unknown OpenAPI operation", "An openapi tool lists in operations an operationId that its document does not have."),
+    Code("K4019", "error", "OpenAPI operation unusable", "An operation of an openapi tool's document cannot become a tool: a $ref that points outside the document, to nothing, or back to itself; two operations or two parameters with one name; a required body that is not JSON; schemas that are not valid JSON Schema."),
+    Code("K4020", "error", "tool name taken twice", "Two tools would be offered to models under the same name: a spec named like an operation another spec imports (<spec>__<operation>)."),
     # -- warnings ------------------------------------------------------------------------
     Code("K5001", "warning", "unused tool", "A Tool spec that no agent lists and no agent can discover."),
     Code("K5002", "warning", "unused memory policy", "A MemoryPolicy that no agent or crew uses."),
@@ -77,5 +81,6 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K5004", "warning", "empty spec file", "A *.yaml file holds no document: it is empty or only comments."),
     Code("K5005", "warning", "single-brace placeholder", "A template holds {name} for a declared input: CrewAI's placeholder style, plain text in Jinja2, where it is written {{ inputs.name }}."),
     Code("K5006", "warning", "tree of thought beyond its iterations", "An agent's tot strategy needs depth x breadth x 2 + 1 model calls, more than its limits.max_iterations allows: it would stop with limit_exceeded before answering."),
+    Code("K5007", "warning", "cache on a side-effecting tool", "A tool with side_effects: true also has a cache: its results are never cached, since calling it again is the point."),
 )
 # fmt: on

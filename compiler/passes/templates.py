@@ -10,7 +10,7 @@ from compiler.symbols import SpecEntry, Specs, Templates, TemplateSite
 from compiler.templates import ParsedTemplate, TemplateError, parse
 from specs import Agent, Crew, MemoryPolicy, Tool
 from specs.source import DataPath
-from specs.tool import HttpExecutor, ShellExecutor
+from specs.tool import HTTP_METHODS, HttpExecutor, OpenApiExecutor, ShellExecutor
 
 
 def template_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, str]]:
@@ -27,11 +27,16 @@ def template_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, str]]:
     elif isinstance(model, Tool):
         ex = model.spec.executor
         if isinstance(ex, HttpExecutor):
+            if ex.method not in HTTP_METHODS:
+                yield ("spec", "executor", "method"), ex.method
             yield ("spec", "executor", "url"), ex.url
             for key, value in ex.headers.items():
                 yield ("spec", "executor", "headers", key), value
             if ex.body is not None:
                 yield ("spec", "executor", "body"), ex.body
+        elif isinstance(ex, OpenApiExecutor):
+            for key, value in ex.headers.items():
+                yield ("spec", "executor", "headers", key), value
         elif isinstance(ex, ShellExecutor):
             for i, arg in enumerate(ex.argv):
                 yield ("spec", "executor", "argv", i), arg

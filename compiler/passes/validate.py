@@ -26,6 +26,8 @@ def validate(sources: Sources) -> tuple[Specs, tuple[Diagnostic, ...]]:
     diags: list[Diagnostic] = []
     for origin, docs in (("user", sources.documents), ("stdlib", sources.stdlib)):
         for doc in docs:
+            if _is_openapi(doc.data):
+                continue  # an openapi tool's document, kept beside its spec
             text = sources.files.get(doc.path, "")
             entry = _validate_document(doc, text, origin, diags)  # type: ignore[arg-type]
             if entry is not None:
@@ -33,6 +35,16 @@ def validate(sources: Sources) -> tuple[Specs, tuple[Diagnostic, ...]]:
             elif (key := _key_of(doc.data)) is not None:
                 invalid.add(key)
     return Specs(tuple(entries), frozenset(invalid)), tuple(diags)
+
+
+def _is_openapi(data: Any) -> bool:
+    """An OpenAPI (or Swagger) document: not a spec, though it is YAML in the folder."""
+    return (
+        isinstance(data, dict)
+        and ("openapi" in data or "swagger" in data)
+        and "apiVersion" not in data
+        and "kind" not in data
+    )
 
 
 def _key_of(data: Any) -> str | None:

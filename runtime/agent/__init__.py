@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from runtime.agent.budget import Budget, LimitExceeded, LoopDetected
+from runtime.agent.budget import Budget, CannotContinue, LimitExceeded, LoopDetected
 from runtime.agent.job import AgentJob, AgentOutcome, AnswerRejected, Status
 from runtime.agent.react import cot, react
 from runtime.agent.tot import tot
@@ -30,6 +30,8 @@ async def run_agent(job: AgentJob, *, timeout_s: float | None) -> AgentOutcome:
         return _ended(job, "limit_exceeded", str(exc), exc.limit)
     except LoopDetected as exc:
         return _ended(job, "loop_detected", str(exc))
+    except CannotContinue as exc:
+        return _ended(job, "failed", str(exc))
     except AnswerRejected as exc:
         return _ended(job, "failed", str(exc))
     except ModelError as exc:

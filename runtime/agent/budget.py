@@ -21,6 +21,11 @@ class LoopDetected(Exception):
     """The agent kept repeating the same tool call after being told: ``loop_detected``."""
 
 
+class CannotContinue(Exception):
+    """A tool call needs something this run cannot give (an approval nobody can grant):
+    the run ends ``failed`` with the reason, rather than letting the agent guess on."""
+
+
 @dataclass(slots=True, kw_only=True)
 class Budget:
     """Counts model calls, tokens and dollars, and raises :class:`LimitExceeded` at a limit.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.agent import prompts
-from runtime.agent.budget import LoopDetected
+from runtime.agent.budget import CannotContinue, LoopDetected
 from runtime.agent.job import (
     AgentJob,
     AnswerRejected,
@@ -24,6 +24,7 @@ from runtime.agent.job import (
 )
 from runtime.llm.types import Message, ModelError, ModelResponse
 from runtime.tools import ToolBox, ToolOutcome
+from runtime.tools.approval import ApprovalRequest, Decision
 
 
 @dataclass(slots=True)
@@ -178,7 +179,26 @@ class _Loop:
             self.resting.add(tool)
         else:
             self.resting.clear()
-            outcome = await job.tools.call(tool, arguments)
+
+            def on_approval(request: ApprovalRequest, decision: Decision | None) -> None:
+                if decision is None:
+                    job.emit(
+                        "approval.request",
+                        id=request.id,
+                        tool=tool,
+                        input=arguments,
+                        call_id=call_id,
+                    )
+                else:
+                    job.emit(
+                        "approval.decision",
+                        id=request.id,
+                        tool=tool,
+                        call_id=call_id,
+                        **decision.as_json(),
+                    )
+
+            outcome = await job.tools.call(tool, arguments, on_approval=on_approval)
         job.emit(
             "tool.result",
             duration_ms=outcome.duration_ms,
@@ -187,8 +207,23 @@ class _Loop:
             status=outcome.status,
             **({"output": outcome.output} if outcome.ok else {"error": outcome.error}),
             **({"stdout": outcome.stdout} if outcome.stdout else {}),
+            **_call_facts(outcome),
         )
+        if outcome.status == "approval_required":
+            raise CannotContinue(str(outcome.error))
         return outcome
+
+
+def _call_facts(outcome: ToolOutcome) -> dict[str, Any]:
+    """What the trace keeps about how a call went, beyond its result."""
+    facts: dict[str, Any] = {}
+    if outcome.cached:
+        facts["cached"] = True
+    if outcome.attempts > 1:
+        facts["attempts"] = outcome.attempts
+    if outcome.retryable and not outcome.ok:
+        facts["retryable"] = True
+    return facts
 
 
 def _observation(tool: str, outcome: ToolOutcome) -> str:

@@ -22,6 +22,7 @@ from compiler.pipeline import Compilation, compile_paths
 from runtime.cli.run import add_run_parser, run_command
 from runtime.cli.runs import add_runs_parser, runs_command
 from runtime.cli.sandbox import add_sandbox_parser, sandbox_command
+from runtime.cli.tools import add_tools_parser, tools_command
 from specs.source.atomic import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(commands, _Parser)
     add_runs_parser(commands, _Parser)
     add_sandbox_parser(commands, _Parser)
+    add_tools_parser(commands, _Parser)
     return parser
 
 
@@ -91,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": run_command,
             "runs": runs_command,
             "sandbox": sandbox_command,
+            "tools": tools_command,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:

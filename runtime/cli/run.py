@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from runtime.cli.runs import DEFAULT_DB, db_path
@@ -32,7 +33,8 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     run.add_argument(
         "--approve-all",
         action="store_true",
-        help="let tools that require approval run without asking",
+        help="let tools that require approval run without asking (default: ask at the "
+        "terminal; a run that is not at a terminal fails at the first such call)",
     )
     run.add_argument(
         "--sandbox",
@@ -49,6 +51,31 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         "--unsafe",
         action="store_true",
         help="allow --sandbox none, which runs tool code without isolation",
+    )
+    run.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let http tools without their own allow_hosts (http_get, http_request) call "
+        "hosts matching PATTERN (fnmatch; repeatable; also $KILN_ALLOW_HOSTS, comma-separated)",
+    )
+    run.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="the folder the file tools work in (default: .kiln/workspaces/<run id>)",
+    )
+    run.add_argument(
+        "--tool-cache",
+        metavar="URL",
+        help="where cached tool results live: memory (the default) or redis://HOST:PORT/DB "
+        "(also $KILN_TOOL_CACHE)",
+    )
+    run.add_argument(
+        "--embedder",
+        metavar="NAME",
+        help="the embedder find_tools searches with: default, sentence or litellm/<model> "
+        "(also $KILN_EMBEDDER)",
     )
     run.add_argument("--json", action="store_true", help="print the result object as JSON")
     run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
@@ -69,7 +96,6 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
 
 def run_command(args: argparse.Namespace) -> int:
     from runtime.run import CompileFailed, RunSetupError, prepare
-    from runtime.tools import approve_all
 
     inputs = _inputs(args.inputs)
     if isinstance(inputs, str):
@@ -80,6 +106,14 @@ def run_command(args: argparse.Namespace) -> int:
     if args.sandbox == "none" and not args.unsafe:
         message = "--sandbox none runs tool code without isolation: add --unsafe to mean it"
         return _fail(message, EXIT_USAGE, as_json=args.json)
+    from runtime.tools.cache import cache_from_url
+
+    try:
+        cache = cache_from_url(args.tool_cache or os.environ.get("KILN_TOOL_CACHE") or None)
+    except ValueError as exc:
+        return _fail(f"--tool-cache: {exc}", EXIT_USAGE, as_json=args.json)
+    hosts = [h for h in os.environ.get("KILN_ALLOW_HOSTS", "").split(",") if h.strip()]
+    approver = _approver(args)
     try:
         prepared = prepare(
             args.paths,
@@ -88,10 +122,15 @@ def run_command(args: argparse.Namespace) -> int:
             text=args.input,
             inputs=inputs,
             model=args.model,
-            approver=approve_all if args.approve_all else None,
+            approver=approver,
             sandbox=args.sandbox,
             unsafe=args.unsafe,
             pool=pool,
+            allow_hosts=[h.strip() for h in (*hosts, *args.allow_host)],
+            workspace=Path(args.workspace) if args.workspace else None,
+            embedder=args.embedder,
+            index_dir=Path(".kiln", "cache", "tool-index"),
+            tool_cache=cache,
         )
     except CompileFailed as exc:
         from compiler.diagnostics import render_text, summary
@@ -106,10 +145,42 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except RunSetupError as exc:
         return _fail(str(exc), EXIT_USAGE, as_json=args.json)
-    return _run(prepared, args)
+    return _run(prepared, args, approver)
 
 
-def _run(prepared: Any, args: argparse.Namespace) -> int:
+def _approver(args: argparse.Namespace) -> Any:
+    """Who approves tools that require it: everyone (``--approve-all``), the person at the
+    terminal when stdin is one, or nobody (such a call then ends the run, saying why)."""
+    if args.approve_all:
+        from runtime.tools.approval import approve_all
+
+        return approve_all
+    if not _is_terminal(sys.stdin):
+        return None
+    from runtime.tools.approval import TerminalApprover
+
+    return TerminalApprover(sys.stdin.fileno(), _prompt_stream())
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (OSError, ValueError):  # closed or detached
+        return False
+
+
+def _prompt_stream() -> Any:
+    """Where questions go: stderr when it is the terminal, else the terminal itself (stderr
+    may be a log file while the person types at the keyboard)."""
+    if _is_terminal(sys.stderr):
+        return sys.stderr
+    try:
+        return open("/dev/tty", "w", encoding="utf-8")  # closed when the run ends
+    except OSError:
+        return sys.stderr
+
+
+def _run(prepared: Any, args: argparse.Namespace, approver: Any = None) -> int:
     import gc
 
     import anyio
@@ -130,7 +201,13 @@ def _run(prepared: Any, args: argparse.Namespace) -> int:
     if not args.quiet:
         from runtime.live import LiveView, make_console
 
-        sinks.append(LiveView(make_console(sys.stderr, color=args.color), verbose=args.verbose))
+        view = LiveView(make_console(sys.stderr, color=args.color), verbose=args.verbose)
+        sinks.append(view)
+        if hasattr(approver, "pause"):  # the live view holds its lines while a question is up
+            approver.pause = view.paused
+    prompts = getattr(approver, "output", None)
+    if prompts is not None and prompts is not sys.stderr:
+        closers.append(prompts)
     writer = None
     if args.events:
         try:
@@ -150,8 +227,12 @@ def _run(prepared: Any, args: argparse.Namespace) -> int:
             message = f"{exc} (use --no-trace to run without recording)"
             return _fail(message, EXIT_USAGE, as_json=args.json)
         closers.append(store)
+    from runtime.run import RunSetupError
+
     try:
         result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store))
+    except RunSetupError as exc:  # an MCP server that does not start, a script that lacks
+        return _fail(str(exc), EXIT_FAILED, as_json=args.json)  # a tool it lists
     finally:
         for closer in closers:
             closer.close()

@@ -134,9 +134,10 @@ class ScriptedModel:
     def key_for(self, agent: str, task: str | None) -> str:
         return task if task is not None and task in self.turns else agent
 
-    def check(self, tools: Mapping[str, frozenset[str]]) -> list[ScriptProblem]:
+    def check(self, tools: Mapping[str, frozenset[str] | None]) -> list[ScriptProblem]:
         """Turns that cannot fit: ``tools`` maps every agent and task name the script may
-        use to the tools its agent has. Unknown names and foreign tools are problems."""
+        use to the tools its agent has (``None``: not known yet, so not checked). Unknown
+        names and foreign tools are problems."""
         problems: list[ScriptProblem] = []
         for key, turns in self.turns.items():
             if key not in tools:
@@ -148,10 +149,13 @@ class ScriptedModel:
                     )
                 )
                 continue
+            has_tools = tools[key]
+            if has_tools is None:
+                continue
             for turn in turns:
                 tool = turn.data.get("tool")
-                if tool is not None and tool not in tools[key]:
-                    has = ", ".join(sorted(tools[key])) or "no tools"
+                if tool is not None and tool not in has_tools:
+                    has = ", ".join(sorted(has_tools)) or "no tools"
                     problems.append(
                         ScriptProblem(
                             turn.span,

@@ -294,7 +294,7 @@ spec:
 """
 
 
-def test_a_tool_that_requires_approval_is_denied_when_nobody_can_approve(
+def test_a_tool_that_requires_approval_ends_the_run_when_nobody_can_approve(
     write_specs: WriteSpecs,
 ) -> None:
     folder = write_specs(**{"a.yaml": agent(tools="[wire_money]"), "t.yaml": APPROVAL})
@@ -307,9 +307,12 @@ def test_a_tool_that_requires_approval_is_denied_when_nobody_can_approve(
         """,
     )
     (result,) = ran.of("tool.result")
-    assert result.data["status"] == "denied"
+    assert result.data["status"] == "approval_required"
     assert "wire_money requires approval" in result.data["error"]
-    assert ran.result.output == "could not pay"
+    # the agent does not guess on: the run fails, saying why and how to allow it
+    assert ran.result.status == "failed"
+    assert ran.result.error is not None and "--approve-all" in ran.result.error
+    assert ran.types()[-2:] == ["run.error", "run.complete"]
 
 
 def test_the_call_that_crosses_a_limit_is_still_reported(write_specs: WriteSpecs) -> None:

@@ -50,6 +50,7 @@ def test_reach_follows_delegation_and_discovery(write_specs: WriteSpecs) -> None
         "calculator": "listed",
         "github": "via helper",
         "http_get": "via helper",
+        "http_request": "via helper",
     }
     assert reach.agents == ("helper",)
     assert reach.secrets == ("GITHUB_TOKEN",)

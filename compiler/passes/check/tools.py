@@ -24,6 +24,21 @@ def check_python_tools(program: Program) -> Iterator[Diagnostic]:
         yield from _paths(name, entry, executor.paths)
 
 
+def check_tool_cache(program: Program) -> Iterator[Diagnostic]:
+    """A cache on a side-effecting tool is never used: say so rather than let it look on."""
+    for name, entry in program.tools.items():
+        if entry.origin != "user" or entry.lost("spec"):
+            continue
+        spec = program.tool(name).spec
+        if spec.side_effects and spec.cache is not None:
+            yield error(
+                "K5007",
+                f"tool '{name}' has side effects, so its results are never cached",
+                entry.doc.locate(("spec", "cache"), key=True),
+                "remove the cache, or side_effects: true if calling it twice changes nothing",
+            )
+
+
 def _code(name: str, entry: SpecEntry, code: str) -> Iterator[Diagnostic]:
     where = entry.doc.locate(("spec", "executor", "code"))
     try:

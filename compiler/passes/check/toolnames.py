@@ -1,0 +1,51 @@
+"""No two tools are offered to models under one name.
+
+A spec's own tool is named by the spec; an OpenAPI spec's operations are named
+``<spec>__<operation>`` (:func:`specs.toolnames.api_name`). A spec literally named like an
+imported operation would take its name. MCP servers' tools are only known when a run lists
+them: the runtime's registry refuses their collisions the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic, error
+from compiler.symbols import Program
+from specs.openapi import OpenApiError, load_document, operations
+from specs.toolnames import api_name, qualify
+
+
+def check_tool_names(program: Program) -> Iterator[Diagnostic]:
+    claimed: dict[str, str] = {}  # API name -> qualified name
+    imported: list[tuple[str, str, str]] = []  # (API name, qualified, spec)
+    for name, entry in sorted(program.tools.items()):
+        if entry.lost("spec", "executor"):
+            continue
+        executor = program.tool(name).spec.executor
+        if executor.type == "openapi":
+            path = Path(os.path.normpath(Path(entry.doc.path).parent / executor.document))
+            try:
+                ops = operations(load_document(path), executor.operations)
+            except OpenApiError:
+                continue  # K4017/K4018 say why
+            for op in ops:
+                qualified = qualify(name, op.id)
+                imported.append((api_name(qualified), qualified, name))
+        elif executor.type != "mcp":
+            claimed[api_name(name)] = name
+    for api, qualified, spec in imported:
+        other = claimed.get(api)
+        if other is None:
+            claimed[api] = qualified
+            continue
+        clash = program.tools.get(other) or program.tools[spec]
+        yield error(
+            "K4020",
+            f"tool '{other}' and operation '{qualified}' of tool '{spec}' would both be "
+            f"offered to models as '{api}'",
+            clash.doc.locate(("metadata", "name")),
+            f"rename the tool '{other}', or import fewer operations from '{spec}'",
+        )
