@@ -78,6 +78,7 @@ bench: venv ## compile and runtime benchmarks (figures printed, never asserted)
 	$(BIN)/python benchmarks/runtime_bench.py
 	$(BIN)/python benchmarks/sandbox_bench.py
 	$(BIN)/python benchmarks/discovery_bench.py
+	$(BIN)/python benchmarks/tools_bench.py
 
 clean: ## remove the venv, caches and build output
 	rm -rf $(VENV) .kiln build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \

@@ -57,6 +57,8 @@ def run(expression: str) -> dict[str, float | int]:
     functions of :data:`_FUNCTIONS` plus ``factorial``."""
     if len(expression) > MAX_LENGTH:
         raise CalculatorError(f"expression longer than {MAX_LENGTH} characters")
+    if not expression.strip():
+        raise CalculatorError("the expression is empty: give the arithmetic itself, e.g. 12 * 7")
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
