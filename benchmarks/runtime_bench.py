@@ -470,6 +470,8 @@ def profile(project: Project, steps: int) -> None:
     profiler.disable()
     print(f"\nprofile: runner, no sinks, {steps} steps; top 25 by own time")
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    if os.environ.get("KILN_BENCH_CALLERS"):
+        pstats.Stats(profiler).print_callers(os.environ["KILN_BENCH_CALLERS"])
 
 
 # -- 3. many runs at once -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from runtime.llm.types import ModelError, Usage
 from runtime.sandboxed import SandboxExecutor
 from runtime.tools import Approver, ToolExecutor, default_executors, delegate_tool, task_tool
 from runtime.tools.finder import FIND_TOOLS, ToolFinder
+from runtime.tools.mcp import McpHub, McpToolExecutor
 from runtime.tools.registry import Registry
 from sandbox.pool import Pool, PoolSettings
 from sandbox.profile import BackendName
@@ -34,7 +35,6 @@ from stdlib_tools.workspace import WORKSPACE
 if TYPE_CHECKING:
     from runtime.tools.cache import ResultCache
     from runtime.tools.http import HttpToolExecutor
-    from runtime.tools.mcp import McpHub
 
 
 class RunSetupError(Exception):
@@ -50,8 +50,8 @@ class Prepared:
     text: str | None
     #: the sandboxes of python and shell tools (``None`` when the caller gave executors)
     sandbox: SandboxExecutor | None = None
-    #: the run's MCP server sessions, opened by :func:`execute`
-    hub: McpHub | None = None
+    #: whether :func:`execute` opens MCP sessions (each run its own) for the run's servers
+    mcp: bool = False
     #: the HTTP client of http and openapi tools, closed by :func:`execute`
     http: HttpToolExecutor | None = None
     #: the folder the file tools work in (default: ``.kiln/workspaces/<run id>``)
@@ -231,15 +231,13 @@ def prepare(
     registry = Registry(program)
     if registry.problems:
         raise RunSetupError("\n".join(map(str, registry.problems)))
-    sandboxes = hub = http = None
+    sandboxes = http = None
     if executors is None:
         from runtime.tools.http import HttpToolExecutor
-        from runtime.tools.mcp import McpHub, McpToolExecutor
 
         sandboxes = SandboxExecutor(
             Pool(pool), backend=sandbox, unsafe=unsafe, folders=registry.folders
         )
-        hub = McpHub()
         http = HttpToolExecutor(folders=registry.folders, allow_hosts=allow_hosts)
         executors = {
             **default_executors(),
@@ -247,7 +245,7 @@ def prepare(
             "shell": sandboxes,
             "http": http,
             "openapi": http,
-            "mcp": McpToolExecutor(hub, folders=registry.folders),
+            "mcp": McpToolExecutor(folders=registry.folders),
         }
     runner = Runner(
         program,
@@ -268,7 +266,8 @@ def prepare(
         bound = runner.check_inputs(target, inputs or {}, text)
     except InputError as exc:
         raise RunSetupError(str(exc)) from None
-    return Prepared(compilation, runner, target, bound, text, sandboxes, hub, http, workspace)
+    mcp = isinstance(executors.get("mcp"), McpToolExecutor)
+    return Prepared(compilation, runner, target, bound, text, sandboxes, mcp, http, workspace)
 
 
 def _tools_of(prepared: Prepared) -> list[Tool]:
@@ -304,9 +303,13 @@ async def execute(
             stack.push_async_callback(_shielded, prepared.http.aclose)
         if prepared.sandbox is not None:
             stack.push_async_callback(_shielded, prepared.sandbox.pool.aclose)
-        if prepared.hub is not None:
-            await stack.enter_async_context(prepared.hub)
-            await _list_servers(prepared)
+        specs = _mcp_specs(prepared) if prepared.mcp else []
+        if specs:
+            from runtime.tools.mcp import CURRENT_HUB
+
+            hub = await stack.enter_async_context(McpHub())
+            stack.callback(CURRENT_HUB.reset, CURRENT_HUB.set(hub))
+            await _list_servers(prepared, hub)
         token = WORKSPACE.set(_workspace(prepared, run_id))
         stack.callback(WORKSPACE.reset, token)
         return await _execute(prepared, sinks, store, run_id)
@@ -318,15 +321,11 @@ async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
         await close()
 
 
-async def _list_servers(prepared: Prepared) -> None:
-    """List the MCP servers the run may use, then check the scripts again: now every tool
-    name is known."""
-    assert prepared.hub is not None
+async def _list_servers(prepared: Prepared, hub: McpHub) -> None:
+    """List the MCP servers the run may use (each once per runner), then check the scripts
+    again: now every tool name is known."""
     runner = prepared.runner
-    specs = _mcp_specs(prepared)
-    if not specs:
-        return
-    problems = [str(p) for p in await runner.registry.load(prepared.hub, specs)]
+    problems = [str(p) for p in await runner.registry.load(hub, _mcp_specs(prepared))]
     if not problems:
         problems = check_scripts(runner.program, runner, prepared.target)
     if problems:
@@ -337,13 +336,16 @@ def _mcp_specs(prepared: Prepared) -> list[str]:
     """The MCP tool specs a run may call: those its agents list, and all of them when one
     of its agents discovers tools."""
     program = prepared.runner.program
+    mcp = {n for n in program.tools if program.tool(n).spec.executor.type == "mcp"}
+    if not mcp:
+        return []
     names: set[str] = set()
     for agent in prepared.runner.agents_of(prepared.target):
         spec = program.agent(agent).spec
         if spec.tool_discovery is not None and spec.tool_discovery.enabled:
-            return prepared.runner.registry.unlisted()
+            return sorted(mcp)
         names.update(spec.tools)
-    return prepared.runner.registry.unlisted(names)
+    return sorted(names & mcp)
 
 
 def _workspace(prepared: Prepared, run_id: str) -> Path:

@@ -198,7 +198,13 @@ class _Loop:
                         **decision.as_json(),
                     )
 
-            outcome = await job.tools.call(tool, arguments, on_approval=on_approval)
+            bound = job.tools.tools.get(tool)
+            asks = (
+                bound is not None and bound.spec is not None and bound.spec.spec.requires_approval
+            )
+            outcome = await job.tools.call(
+                tool, arguments, on_approval=on_approval if asks else None
+            )
         job.emit(
             "tool.result",
             duration_ms=outcome.duration_ms,

@@ -36,6 +36,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -173,12 +174,19 @@ class McpHub:
             return session
 
 
+#: The hub of the run in progress: each run has its own (its own server processes), so one
+#: prepared run can be executed many times at once.
+CURRENT_HUB: ContextVar[McpHub | None] = ContextVar("kiln_mcp_hub", default=None)
+
+
 class McpToolExecutor:
     """The executor of ``type: mcp`` tools, through a hub. ``target`` is the remote tool
     name (``None`` for a spec naming one tool with ``executor.tool``); ``folders`` maps
     tool spec names to the folders of their files."""
 
-    def __init__(self, hub: McpHub, folders: Mapping[str, Path] | None = None) -> None:
+    def __init__(
+        self, hub: McpHub | None = None, folders: Mapping[str, Path] | None = None
+    ) -> None:
         self.hub = hub
         self.folders = dict(folders or {})
 
@@ -194,7 +202,10 @@ class McpToolExecutor:
             raise ToolError(
                 f"tool '{name}' imports every tool of its MCP server: call one of them by name"
             )
-        return await self.hub.call(
+        hub = CURRENT_HUB.get() or self.hub
+        if hub is None:
+            raise ToolError(f"tool '{name}': no MCP session is open in this run")
+        return await hub.call(
             name, executor.server, remote, arguments, folder=self.folders.get(name)
         )
 

@@ -29,6 +29,8 @@ from specs import Tool
 from specs.toolnames import api_name, qualify
 
 if TYPE_CHECKING:
+    import anyio
+
     from compiler.symbols import Program
     from runtime.tools.mcp import McpHub
 
@@ -83,6 +85,7 @@ class Registry:
         self._by_spec: dict[str, list[str]] = {}
         self._bound: dict[str, BoundTool] = {}
         self.problems: list[RegistryProblem] = []
+        self._loading: anyio.Lock | None = None
         for name in sorted(program.tools):
             tool = program.tool(name)
             kind = tool.spec.executor.type
@@ -153,6 +156,14 @@ class Registry:
     async def load(self, hub: McpHub, specs: Iterable[str] | None = None) -> list[RegistryProblem]:
         """List the servers of the MCP specs among ``specs`` (default: all) not listed yet,
         and add their tools. Returns the problems found (also kept in ``problems``)."""
+        import anyio
+
+        if self._loading is None:
+            self._loading = anyio.Lock()
+        async with self._loading:  # runs that start together list each server once
+            return await self._load(hub, specs)
+
+    async def _load(self, hub: McpHub, specs: Iterable[str] | None) -> list[RegistryProblem]:
         import anyio
 
         from runtime.tools.box import ToolError

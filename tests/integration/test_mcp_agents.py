@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from compiler.pipeline import compile_paths
+from runtime.run import execute, prepare
 from runtime.tools.finder import ToolFinder
 from runtime.tools.mcp import McpHub
 from runtime.tools.registry import Registry
@@ -269,3 +270,37 @@ def test_kiln_tools_list_and_search_show_server_tools(write_specs: WriteSpecs) -
     first = search.stdout.splitlines()[0].split()
     assert first[0] == "time__convert_time"
     assert 0 < float(first[1]) <= 1
+
+
+def test_one_prepared_run_executed_twice_at_once_each_with_its_own_servers(
+    write_specs: WriteSpecs, tmp_path: Path
+) -> None:
+    folder = write_specs(
+        **{
+            "time.yaml": server_spec(
+                "time", [*python_server("mcp-server-time"), "--local-timezone", "UTC"]
+            ),
+            "agent.yaml": agent_spec("clock", "[time]"),
+        }
+    )
+    script = tmp_path / "turns.yaml"
+    script.write_text(
+        "clock:\n"
+        "  - {tool: time__get_current_time, input: {timezone: Asia/Tokyo}}\n"
+        "  - {final: done}\n",
+        encoding="utf-8",
+    )
+    prepared = prepare([folder], agent="clock", text="now?", model=f"scripted:{script}")
+    results: list[Any] = []
+
+    async def both() -> None:
+        async def one() -> None:
+            results.append(await execute(prepared))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(one)
+            group.start_soon(one)
+
+    anyio.run(both)
+    assert [r.status for r in results] == ["succeeded", "succeeded"], [r.error for r in results]
+    assert prepared.runner.registry.unlisted() == []  # listed once, by whichever came first
