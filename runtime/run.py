@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,12 @@ class Prepared:
     http: HttpToolExecutor | None = None
     #: the folder the file tools work in (default: ``.kiln/workspaces/<run id>``)
     workspace: Path | None = None
+    #: runs of this preparation in progress: the last one to end closes what they share
+    active: _Active = field(default_factory=lambda: _Active())
+
+
+class _Active:
+    count = 0
 
 
 def choose_target(program: Program, agent: str | None, crew: str | None) -> str:
@@ -299,10 +305,8 @@ async def execute(
     recorded."""
     run_id = run_id or uuid.uuid4().hex
     async with contextlib.AsyncExitStack() as stack:
-        if prepared.http is not None:
-            stack.push_async_callback(_shielded, prepared.http.aclose)
-        if prepared.sandbox is not None:
-            stack.push_async_callback(_shielded, prepared.sandbox.pool.aclose)
+        prepared.active.count += 1
+        stack.push_async_callback(_release, prepared)
         specs = _mcp_specs(prepared) if prepared.mcp else []
         if specs:
             from runtime.tools.mcp import CURRENT_HUB
@@ -316,9 +320,17 @@ async def execute(
     raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see the return
 
 
-async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
+async def _release(prepared: Prepared) -> None:
+    """The end of one run: the last of the runs in progress closes the HTTP clients and the
+    sandboxes they shared."""
+    prepared.active.count -= 1
+    if prepared.active.count:
+        return
     with anyio.CancelScope(shield=True):
-        await close()
+        if prepared.http is not None:
+            await prepared.http.aclose()
+        if prepared.sandbox is not None:
+            await prepared.sandbox.pool.aclose()
 
 
 async def _list_servers(prepared: Prepared, hub: McpHub) -> None:
