@@ -313,7 +313,7 @@ async def execute(
 
             hub = await stack.enter_async_context(McpHub())
             stack.callback(CURRENT_HUB.reset, CURRENT_HUB.set(hub))
-            await _list_servers(prepared, hub)
+            await _list_servers(prepared, hub, specs)
         token = WORKSPACE.set(_workspace(prepared, run_id))
         stack.callback(WORKSPACE.reset, token)
         return await _execute(prepared, sinks, store, run_id)
@@ -333,11 +333,12 @@ async def _release(prepared: Prepared) -> None:
             await prepared.sandbox.pool.aclose()
 
 
-async def _list_servers(prepared: Prepared, hub: McpHub) -> None:
+async def _list_servers(prepared: Prepared, hub: McpHub, specs: list[str]) -> None:
     """List the MCP servers the run may use (each once per runner), then check the scripts
     again: now every tool name is known."""
     runner = prepared.runner
-    problems = [str(p) for p in await runner.registry.load(hub, _mcp_specs(prepared))]
+    await runner.registry.load(hub, specs)  # lists only what no earlier run listed
+    problems = [str(p) for p in runner.registry.problems if p.spec in specs]
     if not problems:
         problems = check_scripts(runner.program, runner, prepared.target)
     if problems:

@@ -14,6 +14,7 @@ schema dialect is brought to JSON Schema 2020-12 (3.1's own): ``nullable`` becom
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -171,8 +172,20 @@ class Operation:
 
 
 def load_document(path: str | Path) -> OpenApiDocument:
-    """Read a JSON or YAML OpenAPI 3 document (safely: no tags, bounded size and aliases)."""
-    where = str(path)
+    """Read a JSON or YAML OpenAPI 3 document (safely: no tags, bounded size and aliases).
+
+    A document is parsed once per content: the compiler's checks and the registry all ask
+    for it, and a large one takes a second to parse. Treat the result as read-only."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return _load(str(path), -1, -1)  # says why, uncached
+    return _load(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _load(where: str, mtime_ns: int, size_: int) -> OpenApiDocument:
+    path = Path(where)
     try:
         size = Path(path).stat().st_size
         if size > MAX_DOCUMENT_BYTES:

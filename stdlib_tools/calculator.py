@@ -79,7 +79,8 @@ def _eval(node: ast.AST, depth: int) -> Any:
             return _CONSTANTS[node.id]
         raise CalculatorError(f"unknown name {node.id!r}: the constants are pi, e and tau")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left, depth + 1), _eval(node.right, depth + 1)
+        # a chain (1 + 2 + ... + n) nests to the left: only the right side is nesting
+        left, right = _eval(node.left, depth), _eval(node.right, depth + 1)
         if isinstance(node.op, ast.Pow):
             return _power(left, right)
         return _apply(_BINARY[type(node.op)], left, right)

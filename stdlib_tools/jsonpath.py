@@ -377,18 +377,35 @@ _NOTHING = object()
 def evaluate(query: Query, document: Any) -> list[Node]:
     """Every (normalized path, value) that ``query`` selects in ``document``, in document
     order; paths are written like ``$['store']['book'][0]``."""
-    return _run(query, ("$", document), document)
+    return _run(query, ("$", document), _Context(document))
 
 
-def _run(query: Query, start: Node, document: Any) -> list[Node]:
+class _Context:
+    """One evaluation: the document, the work done so far (filters included: a filter runs
+    its query once per candidate, so a budget per query would not bound the whole), and the
+    results of ``$``-rooted queries inside filters, which do not depend on ``@``."""
+
+    def __init__(self, document: Any) -> None:
+        self.document = document
+        self.work = 0
+        self.absolute: dict[int, list[Node]] = {}
+
+    def spend(self, amount: int) -> None:
+        self.work += amount
+        if self.work > MAX_NODES:
+            raise JsonPathError(f"the query visits more than {MAX_NODES:,} values")
+
+
+def _run(query: Query, start: Node, ctx: _Context) -> list[Node]:
     nodes = [start]
     for segment in query.segments:
         reached: list[Node] = []
         for node in nodes:
             targets = _descendants(node) if segment.descendants else iter((node,))
             for target in targets:
+                ctx.spend(1)
                 for selector in segment.selectors:
-                    reached.extend(_select(selector, target, document))
+                    reached.extend(_select(selector, target, ctx))
                 if len(reached) > MAX_NODES:
                     raise JsonPathError(f"the query reaches more than {MAX_NODES:,} values")
         nodes = reached
@@ -419,7 +436,7 @@ def _quote(key: str) -> str:
     return "'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _select(selector: Selector, node: Node, document: Any) -> Iterator[Node]:
+def _select(selector: Selector, node: Node, ctx: _Context) -> Iterator[Node]:
     path, value = node
     if isinstance(selector, Name):
         if isinstance(value, dict) and selector.name in value:
@@ -438,33 +455,38 @@ def _select(selector: Selector, node: Node, document: Any) -> Iterator[Node]:
                 yield f"{path}[{index}]", value[index]
     else:
         for child in _children(node):
-            if _holds(selector.condition, child, document):
+            if _holds(selector.condition, child, ctx):
                 yield child
 
 
-def _holds(condition: Condition, current: Node, document: Any) -> bool:
+def _holds(condition: Condition, current: Node, ctx: _Context) -> bool:
     if isinstance(condition, Exists):
-        return bool(_values(condition.query, current, document))
+        return bool(_values(condition.query, current, ctx))
     if isinstance(condition, Compare):
-        left = _operand(condition.left, current, document)
-        right = _operand(condition.right, current, document)
+        left = _operand(condition.left, current, ctx)
+        right = _operand(condition.right, current, ctx)
         return _compare(condition.operator, left, right)
     if isinstance(condition, Not):
-        return not _holds(condition.condition, current, document)
+        return not _holds(condition.condition, current, ctx)
     if isinstance(condition, Both):
-        return all(_holds(c, current, document) for c in condition.conditions)
-    return any(_holds(c, current, document) for c in condition.conditions)
+        return all(_holds(c, current, ctx) for c in condition.conditions)
+    return any(_holds(c, current, ctx) for c in condition.conditions)
 
 
-def _values(query: Query, current: Node, document: Any) -> list[Node]:
-    return _run(query, current if query.relative else ("$", document), document)
+def _values(query: Query, current: Node, ctx: _Context) -> list[Node]:
+    if query.relative:
+        return _run(query, current, ctx)
+    found = ctx.absolute.get(id(query))
+    if found is None:
+        found = ctx.absolute[id(query)] = _run(query, ("$", ctx.document), ctx)
+    return found
 
 
-def _operand(operand: Operand, current: Node, document: Any) -> Any:
+def _operand(operand: Operand, current: Node, ctx: _Context) -> Any:
     """A literal's value, or the first value a path selects (``_NOTHING`` if none)."""
     if isinstance(operand, Value):
         return operand.value
-    found = _values(operand, current, document)
+    found = _values(operand, current, ctx)
     return found[0][1] if found else _NOTHING
 
 

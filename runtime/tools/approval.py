@@ -162,9 +162,28 @@ class Approvals:
             raise ApprovalError(f"no pending approval request {request_id!r}")
         try:
             if self.approver is not None and entry.decision is None:
-                decision = await self.approver(entry.request)
-                if decision is not None and entry.decision is None:
-                    self._settle(entry, decision)
+                failed: list[Exception] = []
+                async with anyio.create_task_group() as group:
+
+                    async def ask() -> None:
+                        assert self.approver is not None
+                        try:
+                            decision = await self.approver(entry.request)
+                        except Exception as exc:  # noqa: BLE001 - raised below, unwrapped
+                            failed.append(exc)
+                            group.cancel_scope.cancel()
+                            return
+                        if decision is not None and entry.decision is None:
+                            self._settle(entry, decision)
+
+                    async def settled() -> None:
+                        await entry.done.wait()
+                        group.cancel_scope.cancel()  # a resolve() from elsewhere came first
+
+                    group.start_soon(ask)
+                    group.start_soon(settled)
+                if failed and entry.decision is None:
+                    raise failed[0]
             await entry.done.wait()
             assert entry.decision is not None
             return entry.decision

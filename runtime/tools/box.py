@@ -23,6 +23,7 @@ Around the executor, in this order (see ``docs/tools-calls.md``):
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import json
@@ -241,6 +242,9 @@ class BoundTool:
     virtual: VirtualCall | None = field(default=None, repr=False)
     #: inside a spec that imports many tools: the MCP tool or OpenAPI operation to call
     target: str | None = None
+    #: calling it changes something: never cached, retried only when the call cannot have
+    #: landed (the spec's ``side_effects``, or what an imported tool says of itself)
+    side_effects: bool = False
 
     def definition(self) -> ToolDef:
         return ToolDef(self.name, self.description, self.input_schema)
@@ -268,6 +272,7 @@ def bind(tool: Tool) -> BoundTool:
         input_validator=cached[1],
         output_validator=cached[2],
         spec=tool,
+        side_effects=tool.spec.side_effects,
     )
 
 
@@ -410,10 +415,9 @@ class ToolBox:
         spec = tool.spec
         if self.cache is None or spec is None or tool.virtual is not None:
             return None
-        if spec.spec.cache is None or spec.spec.cache.ttl_s <= 0 or spec.spec.side_effects:
+        if spec.spec.cache is None or spec.spec.cache.ttl_s <= 0 or tool.side_effects:
             return None
-        qualified = spec.metadata.name + (f".{tool.target}" if tool.target else "")
-        return cache_key(qualified, spec.spec.version, arguments)
+        return result_key(spec, tool.target, arguments)
 
     async def _cached(self, key: str) -> ToolOutcome | None:
         assert self.cache is not None
@@ -464,7 +468,7 @@ class ToolBox:
     ) -> tuple[Any, int] | ToolOutcome:
         """The output and the calls it took, or the error outcome once retrying is over."""
         limit = 1 if tool.virtual is not None else self.retry.attempts_for(tool.spec)
-        side_effects = tool.spec is not None and tool.spec.spec.side_effects
+        side_effects = tool.side_effects
         attempt = 0
         while True:
             attempt += 1
@@ -491,6 +495,27 @@ class ToolBox:
         assert tool.spec is not None
         executor = self.executors[tool.spec.spec.executor.type]
         return await executor.call(tool.spec, arguments, tool.target)
+
+
+def result_key(spec: Tool, target: str | None, arguments: Mapping[str, Any]) -> str:
+    """The cache key of a call: the tool's qualified name, its version and its content (a
+    changed URL, command or header makes another tool, even when nobody bumped the
+    version), and the canonical input."""
+    qualified = spec.metadata.name + (f".{target}" if target else "")
+    return cache_key(qualified, f"{spec.spec.version}/{_digest(spec)}", arguments)
+
+
+_DIGESTS: dict[int, tuple[Tool, str]] = {}
+
+
+def _digest(tool: Tool) -> str:
+    """A short hash of a spec's content, computed once per spec object."""
+    known = _DIGESTS.get(id(tool))
+    if known is None or known[0] is not tool:
+        text = tool.model_dump_json(by_alias=True)
+        known = (tool, hashlib.sha256(text.encode()).hexdigest()[:16])
+        _DIGESTS[id(tool)] = known
+    return known[1]
 
 
 def _tell(hook: OnApproval | None, request: ApprovalRequest, decision: Decision | None) -> None:

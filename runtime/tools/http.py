@@ -230,7 +230,10 @@ class HttpToolExecutor:
                 continue
             value = arguments[param.name]
             if param.location == "path":
-                path = path.replace("{" + param.name + "}", quote(_scalar(value), safe=""))
+                # "." and ".." would climb out of the operation's path once the URL is
+                # normalised: encoded, they stay a value
+                segment = quote(_scalar(value), safe="").replace(".", "%2E")
+                path = path.replace("{" + param.name + "}", segment)
             elif param.location == "query":
                 query.extend(_query(param.name, value))
             else:
@@ -310,14 +313,17 @@ class HttpToolExecutor:
                         if response.status_code not in _REDIRECTS or location is None:
                             return await _read(request, url, response)
                     target = url.join(location)
+                    if url.scheme == "https" and target.scheme != "https":
+                        raise _Refused(f"a redirect from https to {target.scheme} ({target.host})")
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"
                     ):
                         method, content = "GET", None
                         headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-                    if target.host != url.host:
-                        keep = {"content-type"} if content is not None else set()
-                        headers = {k: v for k, v in headers.items() if k.lower() in keep}
+                    if _origin(target) != _origin(url):
+                        # another origin gets neither the spec's headers (credentials, often)
+                        # nor the body
+                        headers, content = {}, None
                     url = target
         except TimeoutError:
             raise ToolError(
@@ -668,3 +674,7 @@ def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
         if getattr(address, f"is_{kind}"):
             return kind.replace("_", "-")
     return "non-public"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)

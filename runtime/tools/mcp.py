@@ -167,9 +167,11 @@ class McpHub:
                     f"MCP server '{key}' was started {starts} times in this run and stopped "
                     "each time; it is not started again"
                 )
-            self._starts[key] = starts + 1
             session = _Session(key, server, folder)
             await self._tg.start(session.run)
+            # counted once started: a server that cannot be reached yet (retried by the
+            # caller) does not use up the restarts of one that dies
+            self._starts[key] = starts + 1
             self._sessions[key] = session
             return session
 

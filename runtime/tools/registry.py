@@ -55,6 +55,8 @@ class Entry:
     labels: Mapping[str, str]
     tool: Tool = field(repr=False)
     origin: Origin = "spec"
+    #: calling it changes something (never cached; retried only when it cannot have landed)
+    side_effects: bool = False
 
     def search_text(self) -> str:
         """What tool discovery embeds: the name in words, then the description."""
@@ -147,6 +149,7 @@ class Registry:
                 output_validator=Draft202012Validator(dict(out)) if out is not None else None,
                 spec=entry.tool,
                 target=entry.target,
+                side_effects=entry.side_effects,
             )
             self._bound[name] = bound
         return bound
@@ -180,6 +183,7 @@ class Registry:
                 )
             except ToolError as exc:
                 found.append(self._problem(name, str(exc)))
+                self._by_spec.setdefault(name, [])  # listed, with its problem: not again
 
         async with anyio.create_task_group() as group:
             for name in self.unlisted(specs):
@@ -237,6 +241,7 @@ class Registry:
                     labels=tool.metadata.labels,
                     tool=tool,
                     origin="openapi",
+                    side_effects=_side_effects(tool, op.method.upper() not in _SAFE_METHODS),
                 )
             )
             if problem is not None:
@@ -295,11 +300,26 @@ class Registry:
                     labels=tool.metadata.labels,
                     tool=tool,
                     origin="mcp",
+                    side_effects=_side_effects(
+                        tool, getattr(item, "annotations", {}).get("readOnlyHint") is not True
+                    ),
                 )
             )
             if problem is not None:
                 problems.append(problem)
         return problems
+
+
+#: HTTP methods that change nothing on the server
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _side_effects(tool: Tool, imported: bool) -> bool:
+    """The spec's ``side_effects`` when it says so; else what the imported tool implies (an
+    OpenAPI operation that is not GET, an MCP tool not marked ``readOnlyHint``)."""
+    if "side_effects" in tool.spec.model_fields_set:
+        return tool.spec.side_effects
+    return imported
 
 
 def _own(name: str, tool: Tool) -> Entry:
@@ -313,6 +333,7 @@ def _own(name: str, tool: Tool) -> Entry:
         output_schema=tool.spec.output_schema,
         labels=tool.metadata.labels,
         tool=tool,
+        side_effects=tool.spec.side_effects,
     )
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import anyio
 
-from runtime.tools.box import BuiltinExecutor, ToolBox, ToolOutcome, bind
-from runtime.tools.cache import RedisCache, cache_from_url, cache_key
+from runtime.tools.box import BuiltinExecutor, ToolBox, ToolOutcome, bind, result_key
+from runtime.tools.cache import RedisCache, cache_from_url
 from specs import Tool
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 
@@ -73,14 +73,14 @@ def test_two_boxes_share_results_through_redis(redis_server: RedisServer) -> Non
     }
     assert not other.cached and executor.calls == 2
     assert warnings == []
-    key = "kiln:tool:" + cache_key("count", "1", {"text": "a b c"})
+    key = "kiln:tool:" + result_key(make_tool(), None, {"text": "a b c"})
     reply = redis_server.command("TTL", key)
     assert reply.startswith(b":") and 0 < int(reply[1:]) <= 60  # SET ... EX, from the spec
 
 
 def test_entries_expire_in_redis(redis_server: RedisServer) -> None:  # noqa: F811
     executor = Counting()
-    key = "kiln:tool:" + cache_key("count", "1", {"text": "soon gone"})
+    key = "kiln:tool:" + result_key(make_tool(ttl_s=1), None, {"text": "soon gone"})
 
     async def call() -> ToolOutcome:
         cache = RedisCache(redis_server.url)

@@ -411,3 +411,30 @@ def test_a_cancelled_question_stops_waiting_for_the_keyboard(terminal: list[Term
         return scope.cancelled_caught
 
     assert anyio.run(go)
+
+
+def test_a_resolve_from_elsewhere_wins_while_the_approver_is_still_asking() -> None:
+    asked = anyio.Event()
+
+    async def slow_person(request: ApprovalRequest) -> Decision | None:
+        asked.set()
+        await anyio.sleep_forever()  # a person who never answers at the terminal
+        raise AssertionError("unreachable")
+
+    approvals = Approvals(slow_person)
+
+    async def go() -> Decision:
+        request = approvals.request("wire_money", {"amount": 5})
+        got: list[Decision] = []
+
+        async def waiter() -> None:
+            got.append(await approvals.wait(request.id))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await asked.wait()
+            approvals.resolve(request.id, True, by="server")
+        return got[0]
+
+    assert anyio.run(go) == Decision(approved=True, reason=None, by="server")
+    assert approvals.pending() == []

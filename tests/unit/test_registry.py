@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,7 @@ class FakeListing:
     description: str = "a tool"
     input_schema: Any = None
     output_schema: Any = None
+    annotations: dict[str, Any] = field(default_factory=dict)
 
 
 class ListingHub:
@@ -198,3 +199,20 @@ def test_listing_problems_name_the_spec(
     reg = registry(write_specs(**{"tools.yaml": spec}))
     (problem,) = load(reg, ListingHub(listing))
     assert "tool 'clock'" in problem and expected in problem
+
+
+def test_side_effects_follow_the_method_unless_the_spec_says(write_specs: WriteSpecs) -> None:
+    reg = registry(write_specs(**{"pets.yaml": PETS, "tools.yaml": OPENAPI_TOOL}))
+    assert reg.bind("pets__getPet").side_effects is False
+    assert reg.bind("pets__addPet").side_effects is True  # a POST changes something
+    said = OPENAPI_TOOL.replace("spec:\n", "spec:\n  side_effects: false\n")
+    reg = registry(write_specs(**{"pets.yaml": PETS, "tools.yaml": said}))
+    assert reg.bind("pets__addPet").side_effects is False
+
+
+def test_mcp_tools_have_side_effects_unless_marked_read_only(write_specs: WriteSpecs) -> None:
+    reg = registry(write_specs(**{"tools.yaml": MCP_TOOL}))
+    listing = [FakeListing("now"), FakeListing("peek", annotations={"readOnlyHint": True})]
+    assert load(reg, ListingHub(listing)) == []
+    assert reg.bind("clock__now").side_effects is True
+    assert reg.bind("clock__peek").side_effects is False

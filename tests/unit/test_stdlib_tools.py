@@ -24,6 +24,7 @@ from stdlib_tools import (
     file_read,
     file_write,
     json_query,
+    jsonpath,
     text_search,
     workspace,
 )
@@ -685,3 +686,16 @@ def test_python_tool_errors(capsys: pytest.CaptureFixture[str]) -> None:
         run(code="def f(:\n")
     with pytest.raises(ValueError, match="over the limit of 200,000: print a summary"):
         run(code="'x' * 300_000")
+
+
+def test_a_long_sum_is_a_chain_not_nesting() -> None:
+    assert calculator.run(expression="+".join(["1"] * 300)) == {"result": 300}
+
+
+def test_a_filter_with_a_whole_document_query_is_evaluated_once() -> None:
+    # $..a inside the filter does not depend on @: one walk, not one per candidate
+    data = [{"a": i, "b": {"c": i}} for i in range(2_000)]
+    found = jsonpath.evaluate(jsonpath.parse("$[?($..a)]"), data)
+    assert len(found) == 2_000
+    with pytest.raises(jsonpath.JsonPathError, match="visits more than"):
+        jsonpath.evaluate(jsonpath.parse("$..[?(@..c)]"), [data] * 300)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, error
 from compiler.symbols import Program
-from specs.openapi import OpenApiError, load_document, operations
+from specs.openapi import OpenApiError, load_document, survey
 from specs.toolnames import api_name, qualify
 
 
@@ -28,14 +28,14 @@ def check_tool_names(program: Program) -> Iterator[Diagnostic]:
         if executor.type == "openapi":
             path = Path(os.path.normpath(Path(entry.doc.path).parent / executor.document))
             try:
-                ops = operations(load_document(path), executor.operations)
+                ops, _ = survey(load_document(path), executor.operations)
             except OpenApiError:
-                continue  # K4017/K4018 say why
+                continue  # K4017 says why; an unknown or broken operation is K4018/K4019
             for op in ops:
                 qualified = qualify(name, op.id)
                 imported.append((api_name(qualified), qualified, name))
-        elif executor.type != "mcp":
-            claimed[api_name(name)] = name
+        elif executor.type != "mcp" or executor.tool is not None:
+            claimed[api_name(name)] = name  # an MCP spec naming one tool is that tool
     for api, qualified, spec in imported:
         other = claimed.get(api)
         if other is None:

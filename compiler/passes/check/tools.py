@@ -35,7 +35,7 @@ def check_tool_cache(program: Program) -> Iterator[Diagnostic]:
                 "K5007",
                 f"tool '{name}' has side effects, so its results are never cached",
                 entry.doc.locate(("spec", "cache"), key=True),
-                "remove the cache, or side_effects: true if calling it twice changes nothing",
+                "remove the cache, or set side_effects: false if calling it twice changes nothing",
             )
 
 
