@@ -138,7 +138,6 @@ class Runner:
         tool_retry: ToolRetry | None = None,
     ) -> None:
         self.program = program
-        self.approver = approver
         #: one broker per runner: a pending approval can be resolved from elsewhere by id
         self.approvals = Approvals(approver) if approver is not None else None
         #: tool results (``cache: {ttl_s}``), shared by the runner's runs

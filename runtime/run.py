@@ -60,8 +60,9 @@ class Prepared:
     active: _Active = field(default_factory=lambda: _Active())
 
 
+@dataclass(slots=True)
 class _Active:
-    count = 0
+    count: int = 0
 
 
 def choose_target(program: Program, agent: str | None, crew: str | None) -> str:

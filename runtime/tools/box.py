@@ -338,7 +338,6 @@ class ToolBox:
     ) -> None:
         self.tools = dict(tools)
         self.executors = executors
-        self.approver = approver
         if approvals is None and approver is not None:
             approvals = Approvals(approver)
         self.approvals = approvals

@@ -135,7 +135,6 @@ class _Response:
 class _OpenApiTool:
     """An openapi spec's document, read once: its operations and where they are served."""
 
-    stamp: tuple[int, int]
     base_url: str
     operations: dict[str, Operation] = field(default_factory=dict)
 
@@ -154,7 +153,7 @@ class HttpToolExecutor:
         self.folders = dict(folders or {})
         self.allow_hosts = tuple(allow_hosts)
         self._clients: dict[bool, httpx.AsyncClient] = {}
-        self._documents: dict[str, _OpenApiTool] = {}
+        self._documents: dict[int, tuple[Tool, _OpenApiTool]] = {}
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
@@ -262,19 +261,15 @@ class HttpToolExecutor:
         )
 
     def document(self, tool: Tool) -> _OpenApiTool:
-        """The tool's OpenAPI operations, read again only when the document changes."""
+        """The tool's OpenAPI operations, read once per spec (a run calls the document it
+        was compiled with; :func:`~specs.openapi.load_document` parses each content once)."""
+        loaded = self._documents.get(id(tool))
+        if loaded is not None and loaded[0] is tool:
+            return loaded[1]
         executor = tool.spec.executor
         assert isinstance(executor, OpenApiExecutor)
         name = tool.metadata.name
         path = self.folders.get(name, Path.cwd()) / executor.document
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise ToolError(f"{name}: cannot read its OpenAPI document {path}: {exc}") from None
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        loaded = self._documents.get(name)
-        if loaded is not None and loaded.stamp == stamp:
-            return loaded
         try:
             document = load_document(path)
             ops = operations(document, executor.operations)
@@ -285,9 +280,9 @@ class HttpToolExecutor:
             raise ToolError(
                 f"{name}: its OpenAPI document names no absolute server URL; set base_url"
             )
-        loaded = _OpenApiTool(stamp, base, {op.id: op for op in ops})
-        self._documents[name] = loaded
-        return loaded
+        made = _OpenApiTool(base, {op.id: op for op in ops})
+        self._documents[id(tool)] = (tool, made)
+        return made
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -230,16 +230,13 @@ class Registry:
             if tool.spec.description:
                 description = f"{description} ({tool.spec.description})"
             problem = self._add(
-                Entry(
-                    name=api_name(qualified),
-                    qualified=qualified,
-                    spec=name,
+                _entry(
+                    tool,
+                    qualified,
                     target=op.id,
                     description=description,
                     input_schema=op.input_schema,
                     output_schema=op.output_schema,
-                    labels=tool.metadata.labels,
-                    tool=tool,
                     origin="openapi",
                     side_effects=_side_effects(tool, op.method.upper() not in _SAFE_METHODS),
                 )
@@ -289,16 +286,13 @@ class Registry:
             if single and tool.spec.description:
                 description = tool.spec.description
             problem = self._add(
-                Entry(
-                    name=api_name(qualified),
-                    qualified=qualified,
-                    spec=name,
+                _entry(
+                    tool,
+                    qualified,
                     target=item.name,
                     description=description,
                     input_schema=schema,
                     output_schema=output,
-                    labels=tool.metadata.labels,
-                    tool=tool,
                     origin="mcp",
                     side_effects=_side_effects(
                         tool, getattr(item, "annotations", {}).get("readOnlyHint") is not True
@@ -323,17 +317,42 @@ def _side_effects(tool: Tool, imported: bool) -> bool:
 
 
 def _own(name: str, tool: Tool) -> Entry:
-    return Entry(
-        name=api_name(name),
-        qualified=name,
-        spec=name,
+    spec = tool.spec
+    return _entry(
+        tool,
+        name,
         target=None,
-        description=tool.spec.description,
-        input_schema=tool.spec.input_schema,
-        output_schema=tool.spec.output_schema,
+        description=spec.description,
+        input_schema=spec.input_schema,
+        output_schema=spec.output_schema,
+        origin="spec",
+        side_effects=spec.side_effects,
+    )
+
+
+def _entry(
+    tool: Tool,
+    qualified: str,
+    *,
+    target: str | None,
+    description: str,
+    input_schema: Mapping[str, Any],
+    output_schema: Mapping[str, Any] | None,
+    origin: Origin,
+    side_effects: bool,
+) -> Entry:
+    return Entry(
+        name=api_name(qualified),
+        qualified=qualified,
+        spec=tool.metadata.name,
+        target=target,
+        description=description,
+        input_schema=input_schema,
+        output_schema=output_schema,
         labels=tool.metadata.labels,
         tool=tool,
-        side_effects=tool.spec.side_effects,
+        origin=origin,
+        side_effects=side_effects,
     )
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from compiler.pipeline import compile_paths
-from runtime.run import execute, prepare
+from runtime.run import RunSetupError, execute, prepare
 from runtime.tools.finder import ToolFinder
 from runtime.tools.mcp import McpHub
 from runtime.tools.registry import Registry
@@ -234,13 +235,10 @@ def test_a_script_calling_a_tool_the_server_lacks_is_refused_before_the_run(
             "agent.yaml": agent_spec("clock", "[time]"),
         }
     )
-    try:
+    with pytest.raises(RunSetupError) as caught:
         run_specs(folder, "clock:\n  - {tool: time__teleport, input: {}}\n", agent="clock")
-    except Exception as exc:  # noqa: BLE001 - the type is checked below
-        assert type(exc).__name__ == "RunSetupError"
-        assert "time__teleport" in str(exc) and "time__get_current_time" in str(exc)
-    else:
-        raise AssertionError("the run started")
+    assert "time__teleport" in str(caught.value)
+    assert "time__get_current_time" in str(caught.value)
 
 
 def test_kiln_tools_list_and_search_show_server_tools(write_specs: WriteSpecs) -> None:
