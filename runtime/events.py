@@ -35,7 +35,8 @@ EventType = Literal[
 
 #: What ``data`` holds for each type.
 EVENT_TYPES: Final[Mapping[str, str]] = {
-    "run.start": "target, kind (agent|crew), inputs, models, plan_hash",
+    "run.start": "target, kind (agent|crew), inputs, text (the request), models, plan_hash, "
+    "user, session",
     "task.start": "prompt (the rendered task prompt), stage",
     "agent.thought": "text, usage, model; malformed, over_limit; tot: branch, level, score, chosen",
     "agent.action": "tool, input, call_id",
@@ -44,8 +45,11 @@ EVENT_TYPES: Final[Mapping[str, str]] = {
     "tool.result": "tool, call_id, status (ok|error|denied|approval_required|loop|invalid_input"
     "|unknown_tool), output | error; stdout when a sandboxed tool printed something; cached, "
     "attempts (when more than one) and retryable when they apply",
-    "memory.read": "policy, items, reason (why nothing was read)",
-    "memory.write": "policy, items",
+    "memory.read": "policy, namespace, query, items (store, text; vector memories also id, "
+    "kind, score, relevance, recency, importance, why), turns, stores (per store: what it "
+    "found and why), reason (why nothing was recalled); error, code, retryable if it failed",
+    "memory.write": "policy, namespace, items (store, kind, text, id), notes (window "
+    "summaries, extraction); error, code, retryable if it failed",
     "agent.answer": "output, usage (the agent run's total), iterations",
     "task.complete": "status, output | error",
     "run.error": "status, error, limit (for limit_exceeded)",

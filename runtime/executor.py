@@ -32,7 +32,9 @@ from runtime.agent.job import Status
 from runtime.events import EventBus
 from runtime.inputs import bind_inputs
 from runtime.llm.gateway import Gateway
-from runtime.llm.types import ModelError, Usage
+from runtime.llm.types import ModelError, ModelRequest, ModelResponse, Usage
+from runtime.memory.records import MemoryStoreError
+from runtime.memory.service import MemoryService, Observation, Recall, Who
 from runtime.tools import (
     Approver,
     BoundTool,
@@ -116,7 +118,35 @@ class _Run:
     budget: Budget
     inputs: dict[str, Any]
     text: str | None
+    who: Who = Who()
     tasks: dict[str, TaskResult] = field(default_factory=dict)
+    #: (agent, task) -> the tool results it saw, for ``remember: [tool_observations]``
+    seen: _Seen | None = None
+
+
+class _Seen:
+    """A bus sink pairing each agent action with its tool's result, per agent run."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, tuple[str, Any]] = {}
+        self.results: dict[tuple[str, str | None], list[Observation]] = {}
+
+    def __call__(self, event: Any) -> None:
+        if event.type == "agent.action":
+            self.calls[str(event.data.get("call_id"))] = (
+                str(event.data.get("tool")),
+                event.data.get("input"),
+            )
+        elif event.type == "tool.result" and event.data.get("status") == "ok":
+            call = self.calls.pop(str(event.data.get("call_id")), None)
+            if call is not None:
+                observation = Observation(
+                    tool=call[0], input=call[1], output=event.data.get("output")
+                )
+                self.results.setdefault((event.agent or "", event.task), []).append(observation)
+
+    def take(self, agent: str, task: str | None) -> list[Observation]:
+        return self.results.pop((agent, task), [])
 
 
 class Runner:
@@ -136,8 +166,11 @@ class Runner:
         finder: ToolFinder | None = None,
         cache: ResultCache | None = None,
         tool_retry: ToolRetry | None = None,
+        memory: MemoryService | None = None,
     ) -> None:
         self.program = program
+        #: memory policies at work; ``None``: runs neither recall nor remember
+        self.memory = memory
         #: one broker per runner: a pending approval can be resolved from elsewhere by id
         self.approvals = Approvals(approver) if approver is not None else None
         #: tool results (``cache: {ttl_s}``), shared by the runner's runs
@@ -175,9 +208,10 @@ class Runner:
         text: str | None = None,
         bus: EventBus | None = None,
         run_id: str | None = None,
+        who: Who | None = None,
     ) -> RunResult:
         """Run ``target`` (``Agent/<name>`` or ``Crew/<name>``) with inputs already bound
-        (see :meth:`check_inputs`)."""
+        (see :meth:`check_inputs`), for ``who`` (the tenant and session memory is kept for)."""
         run_id = run_id or (bus.run_id if bus is not None else uuid.uuid4().hex)
         bus = bus or EventBus(run_id)
         graph = self.graphs[target]
@@ -190,13 +224,20 @@ class Runner:
             budget=Budget(owner=target, max_cost_usd=limits.max_cost_usd if limits else None),
             inputs=dict(inputs),
             text=text,
+            who=who or Who(),
         )
+        if self.memory is not None and any(n.kind == "memory_read" for n in graph.nodes):
+            state.seen = _Seen()
+            bus.add(state.seen)
         bus.emit(
             "run.start",
             target=target,
             kind=kind.lower(),
             inputs=state.inputs,
             models=self._models_of(graph),
+            text=state.text,
+            user=state.who.tenant,
+            session=state.who.session,
         )
         started = time.perf_counter()
         status: Status = "succeeded"
@@ -292,16 +333,9 @@ class Runner:
             return state.inputs
         if kind == "join":
             return scope
-        if kind == "memory_read":
-            state.bus.emit(
-                "memory.read",
-                task=node.task,
-                policy=node.spec,
-                items=[],
-                reason="memory stores are not available in this runtime yet",
-            )
-            return {**scope, "memory": []}
-        if kind == "memory_write":
+        if kind == "memory_read":  # the agent run recalls: it knows the query (its prompt)
+            return scope
+        if kind == "memory_write":  # likewise, the agent run remembers once it has answered
             return scope.get("answer")
         if kind == "agent_run":
             return await self._task(graph, node, scope, state)
@@ -325,6 +359,10 @@ class Runner:
             state.bus.emit(
                 "task.start", task=task, agent=agent_name, prompt=prompt, stage=node.stage
             )
+        memory = self._memory_node(graph, node)
+        recall = None
+        if memory is not None:
+            recall = await self._recall(memory, agent_name, task, prompt, state)
         try:
             outcome = await self._agent(
                 agent_name,
@@ -333,6 +371,7 @@ class Runner:
                 state,
                 output_schema=node.attrs.get("output_schema"),
                 crew_inputs=scope.get("inputs", {}),
+                recall=recall,
             )
         except anyio.get_cancelled_exc_class():
             if task is not None:  # a sibling failed, or the run was stopped: say so
@@ -358,7 +397,131 @@ class Runner:
             )
         if not outcome.ok:
             raise _Failed(task or "", outcome)
+        if memory is not None:
+            await self._remember(memory, agent_name, task, prompt, outcome.output, state)
         return Output(outcome.output) if isinstance(outcome.output, dict) else outcome.output
+
+    # -- memory -----------------------------------------------------------------------------
+
+    def _memory_node(self, graph: Graph, node: Node) -> Node | None:
+        """The ``memory_read`` node in front of an agent run, if its agent has a policy."""
+        head = node.id.removesuffix("agent") + "memory.read"
+        try:
+            return graph.node(head)
+        except KeyError:
+            return None
+
+    async def _recall(
+        self, memory: Node, agent: str, task: str | None, prompt: str, state: _Run
+    ) -> Recall | None:
+        policy = str(memory.spec).partition("/")[2]
+        crew = memory.attrs.get("crew")
+        started = time.perf_counter()
+        if self.memory is None:
+            state.bus.emit(
+                "memory.read",
+                agent=agent,
+                task=task,
+                policy=policy,
+                items=[],
+                reason="memory is off in this run",
+            )
+            return None
+        try:
+            recall = await self.memory.recall(
+                policy=policy,
+                agent=agent,
+                query=prompt,
+                who=state.who,
+                run_id=state.run_id,
+                crew=str(crew) if crew else None,
+            )
+        except MemoryStoreError as exc:
+            raise self._memory_failed("read", policy, agent, task, exc, state) from None
+        state.bus.emit(
+            "memory.read",
+            agent=agent,
+            task=task,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            policy=policy,
+            namespace=recall.namespace,
+            query=prompt,
+            items=list(recall.items),
+            turns=len(recall.history),
+            stores=dict(recall.stores),
+            reason=recall.reason,
+        )
+        return recall
+
+    async def _remember(
+        self,
+        memory: Node,
+        agent: str,
+        task: str | None,
+        prompt: str,
+        answer: Any,
+        state: _Run,
+    ) -> None:
+        if self.memory is None:
+            return
+        policy = str(memory.spec).partition("/")[2]
+        crew = memory.attrs.get("crew")
+        started = time.perf_counter()
+
+        async def ask(models: tuple[str, ...], request: ModelRequest) -> ModelResponse:
+            response = await self.gateway.complete(models, request)
+            state.budget.usage = state.budget.usage + response.usage
+            return response
+
+        try:
+            written = await self.memory.remember(
+                policy=policy,
+                agent=agent,
+                task=task,
+                prompt=prompt,
+                answer=answer,
+                who=state.who,
+                run_id=state.run_id,
+                crew=str(crew) if crew else None,
+                observations=state.seen.take(agent, task) if state.seen is not None else (),
+                models=self.models_for_agent(agent),
+                ask=ask,
+            )
+        except MemoryStoreError as exc:
+            raise self._memory_failed("write", policy, agent, task, exc, state) from None
+        state.bus.emit(
+            "memory.write",
+            agent=agent,
+            task=task,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            **written,
+        )
+
+    def _memory_failed(
+        self,
+        what: str,
+        policy: str,
+        agent: str,
+        task: str | None,
+        exc: MemoryStoreError,
+        state: _Run,
+    ) -> _Failed:
+        error = f"memory policy {policy!r} could not {what}: {exc}"
+        state.bus.emit(
+            f"memory.{what}",  # type: ignore[arg-type]
+            agent=agent,
+            task=task,
+            policy=policy,
+            items=[],
+            error=error,
+            code=exc.code,
+            retryable=exc.retryable,
+        )
+        outcome = AgentOutcome(status="failed", error=error)
+        if task is not None:
+            state.tasks[task] = TaskResult(status="failed", error=error)
+            state.bus.emit("task.complete", task=task, agent=agent, status="failed", error=error)
+        return _Failed(task or "", outcome)
 
     async def _agent(
         self,
@@ -370,6 +533,7 @@ class Runner:
         output_schema: Any = None,
         crew_inputs: Mapping[str, Any] | None = None,
         extra_tools: Mapping[str, BoundTool] | None = None,
+        recall: Recall | None = None,
     ) -> AgentOutcome:
         agent = self.program.agent(agent_name)
         spec = agent.spec
@@ -385,6 +549,13 @@ class Runner:
                 status="failed",
                 error=f"cannot render the instructions of {agent_name!r}: {_why(exc)}",
             )
+        history: tuple[Any, ...] = ()
+        if recall is not None:
+            history = recall.history
+            if recall.block and recall.position == "system":
+                system = f"{system.rstrip()}\n\n{recall.block}"
+            elif recall.block:
+                prompt = f"{recall.block}\n\n{prompt}"
         tools = self._tools(agent, state)
         tools.update(extra_tools or {})
         box = ToolBox(
@@ -426,6 +597,7 @@ class Runner:
             max_repeats=limits.max_repeated_tool_calls,
             tot_breadth=spec.tot.breadth,
             tot_depth=spec.tot.depth,
+            history=history,
         )
         return await run_agent(job, timeout_s=limits.timeout_s)
 

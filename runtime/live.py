@@ -330,20 +330,37 @@ class LiveView:
         return [line]
 
     def _memory(self, event: Event, data: Mapping[str, Any]) -> list[Text]:
-        verb = "read" if event.type == "memory.read" else "write"
-        line = Text.assemble((f"  memory {verb} {self._value(data.get('policy', '?'))}: ", "blue"))
-        items = data.get("items")
-        if not items:
+        """One line saying how much each store gave or took, or why nothing; then, verbose,
+        one line per item with its score."""
+        verb = "recalled" if event.type == "memory.read" else "remembered"
+        line = Text.assemble((f"  memory {self._value(data.get('policy', '?'))}: ", "blue"))
+        if data.get("error"):
+            line.append(self._value(data["error"]), "red")
+            return [line]
+        items = data.get("items") or []
+        turns = data.get("turns") if isinstance(data.get("turns"), int) else 0
+        if not items and not turns:
             reason = data.get("reason")
-            line.append("nothing" + (f" ({self._value(reason)})" if reason else ""), "dim")
-        elif isinstance(items, list | tuple):
-            line.append(f"{_count(len(items), 'item')}: ", "dim")
-            line.append(format_value("; ".join(format_value(i) for i in items)), "dim")
-        elif isinstance(items, int):
-            line.append(_count(items, "item"), "dim")
-        else:
-            line.append(self._value(items), "dim")
-        return [line]
+            line.append(f"{verb} nothing" + (f" ({self._value(reason)})" if reason else ""), "dim")
+            return [line]
+        counts: dict[str, int] = {}
+        for item in items if isinstance(items, list | tuple) else ():
+            store = str(item.get("store", "?")) if isinstance(item, Mapping) else "item"
+            counts[store] = counts.get(store, 0) + 1
+        parts = [f"{store} {n}" for store, n in counts.items()]
+        if turns:
+            parts.insert(0, _count(turns, "earlier turn"))
+        line.append(f"{verb} {', '.join(parts)}", "dim")
+        lines = [line]
+        if self.verbose and isinstance(items, list | tuple):
+            for item in items:
+                if not isinstance(item, Mapping):
+                    continue
+                score = item.get("score")
+                head = f"    {score:.2f} " if isinstance(score, float) else "    "
+                text = f"[{item.get('store')}] {self._value(item.get('text', ''))}"
+                lines.append(Text(head + text, "dim"))
+        return lines
 
     def _answer(self, event: Event, data: Mapping[str, Any]) -> list[Text]:
         if data.get("accepted") is False:  # the model will be asked to correct it

@@ -22,6 +22,9 @@ from runtime.inputs import InputError
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import ModelError, Usage
+from runtime.memory.records import MemoryStoreError
+from runtime.memory.registry import default_root
+from runtime.memory.service import MemoryService, Who
 from runtime.sandboxed import SandboxExecutor
 from runtime.tools import Approver, ToolExecutor, default_executors, delegate_tool, task_tool
 from runtime.tools.finder import FIND_TOOLS, ToolFinder
@@ -58,6 +61,8 @@ class Prepared:
     workspace: Path | None = None
     #: runs of this preparation in progress: the last one to end closes what they share
     active: _Active = field(default_factory=lambda: _Active())
+    #: the memory policies' stores (``None`` when no agent of the run has a policy)
+    memory: MemoryService | None = None
 
 
 @dataclass(slots=True)
@@ -222,10 +227,15 @@ def prepare(
     embedder: str | None = None,
     index_dir: Path | None = None,
     tool_cache: ResultCache | None = None,
+    memory_dir: Path | None = None,
+    runs_db: Path | None = None,
 ) -> Prepared:
     """Compile and set up a run. Raises :class:`RunSetupError` for anything that would make
     the run fail before its first step; compile errors are in ``compilation`` (check
-    ``compilation.ok`` first: the runner is not usable then)."""
+    ``compilation.ok`` first: the runner is not usable then).
+
+    Memory stores live under ``memory_dir`` (default ``.kiln/memory``); episodic memory
+    searches the runs recorded in ``runs_db`` (none: episodic memory finds nothing)."""
     compilation = compilation or compile_paths(paths)
     if not compilation.ok or compilation.program is None:
         raise CompileFailed(compilation)
@@ -254,9 +264,15 @@ def prepare(
             "openapi": http,
             "mcp": McpToolExecutor(folders=registry.folders),
         }
+    memory = None
+    if program.policies:
+        memory = MemoryService(
+            program, root=memory_dir or default_root(), runs_db=runs_db
+        )
     runner = Runner(
         program,
         compilation.graphs,
+        memory=memory,
         gateway=gateway or Gateway(),
         executors=executors,
         model=model,
@@ -274,7 +290,18 @@ def prepare(
     except InputError as exc:
         raise RunSetupError(str(exc)) from None
     mcp = isinstance(executors.get("mcp"), McpToolExecutor)
-    return Prepared(compilation, runner, target, bound, text, sandboxes, mcp, http, workspace)
+    return Prepared(
+        compilation,
+        runner,
+        target,
+        bound,
+        text,
+        sandboxes,
+        mcp,
+        http,
+        workspace,
+        memory=memory,
+    )
 
 
 def _tools_of(prepared: Prepared) -> list[Tool]:
@@ -297,13 +324,14 @@ async def execute(
     sinks: Sequence[Sink] = (),
     store: Any = None,
     run_id: str | None = None,
+    who: Who | None = None,
 ) -> RunResult:
     """Run a prepared target. With a trace ``store``, the run is recorded as it starts (so a
     crash leaves it visible as ``running``) and completed at the end, whatever happens.
 
     The run's MCP servers are started and listed first: a server that does not start, or a
     script that calls a tool the server lacks, is a :class:`RunSetupError` and no run is
-    recorded."""
+    recorded. ``who`` is the tenant (user) and session memory is kept for."""
     run_id = run_id or uuid.uuid4().hex
     async with contextlib.AsyncExitStack() as stack:
         prepared.active.count += 1
@@ -317,7 +345,7 @@ async def execute(
             await _list_servers(prepared, hub, specs)
         token = WORKSPACE.set(_workspace(prepared, run_id))
         stack.callback(WORKSPACE.reset, token)
-        return await _execute(prepared, sinks, store, run_id)
+        return await _execute(prepared, sinks, store, run_id, who or Who())
     raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see the return
 
 
@@ -332,6 +360,8 @@ async def _release(prepared: Prepared) -> None:
             await prepared.http.aclose()
         if prepared.sandbox is not None:
             await prepared.sandbox.pool.aclose()
+        if prepared.memory is not None:
+            await prepared.memory.aclose()
 
 
 async def _list_servers(prepared: Prepared, hub: McpHub, specs: list[str]) -> None:
@@ -367,7 +397,9 @@ def _workspace(prepared: Prepared, run_id: str) -> Path:
     return (prepared.workspace or Path(".kiln", "workspaces", run_id)).absolute()
 
 
-async def _execute(prepared: Prepared, sinks: Sequence[Sink], store: Any, run_id: str) -> RunResult:
+async def _execute(
+    prepared: Prepared, sinks: Sequence[Sink], store: Any, run_id: str, who: Who
+) -> RunResult:
     bus = EventBus(run_id, sinks)
     plan = prepared.compilation.plan or {}
     if store is not None:
@@ -388,7 +420,12 @@ async def _execute(prepared: Prepared, sinks: Sequence[Sink], store: Any, run_id
         if prepared.sandbox is not None:
             await prepared.sandbox.warm(_tools_of(prepared))
         result = await prepared.runner.run(
-            prepared.target, inputs=prepared.inputs, text=prepared.text, bus=bus, run_id=run_id
+            prepared.target,
+            inputs=prepared.inputs,
+            text=prepared.text,
+            bus=bus,
+            run_id=run_id,
+            who=who,
         )
         status = result.status
         return result
@@ -405,6 +442,35 @@ async def _execute(prepared: Prepared, sinks: Sequence[Sink], store: Any, run_id
                 error=result.error if result else INTERRUPTED,
                 usage=ending.usage,
             )
+            if prepared.memory is not None and result is not None:
+                await _record_episode(prepared, store, run_id)
+
+
+async def _record_episode(prepared: Prepared, store: Any, run_id: str) -> None:
+    """Index the finished run for the episodic memory of the agents that have it. A failure
+    loses nothing: the next search indexes what is missing from the trace store."""
+    memory = prepared.memory
+    assert memory is not None
+    program = prepared.runner.program
+    embedders: dict[str, str | None] = {}
+    for agent in prepared.runner.agents_of(prepared.target):
+        name = program.agent(agent).spec.memory
+        if name is None or name not in program.policies:
+            continue
+        spec = program.policy(name).spec
+        if spec.episodic is not None and spec.episodic.enabled:
+            embedder = spec.vector.embedder if spec.vector is not None else None
+            embedders[embedder or ""] = embedder
+    if not embedders:
+        return
+    store.flush()
+    with anyio.CancelScope(shield=True):
+        for embedder in embedders.values():
+            episodic = memory.episodic(embedder)
+            if episodic is None:
+                return
+            with contextlib.suppress(MemoryStoreError):
+                await episodic.index(run_id)
 
 
 class _Ending:

@@ -10,7 +10,9 @@ from specs._common import Metadata, Model, Template
 
 
 class ShortTermMemory(Model):
-    backend: Literal["inprocess", "redis"] = "inprocess"
+    #: ``sqlite`` (the default) keeps a session's turns across kiln processes on one
+    #: machine; ``inprocess`` only within one process; ``redis`` across machines
+    backend: Literal["sqlite", "inprocess", "redis"] = "sqlite"
     url: str | None = None
     max_messages: int = Field(50, ge=1, le=100_000)
     max_tokens: int | None = Field(None, ge=1, le=100_000_000)
@@ -22,7 +24,9 @@ class VectorMemory(Model):
     backend: Literal["chroma", "chroma-server"] = "chroma"
     path: str | None = None
     url: str | None = None
-    embedder: str = "hash"
+    #: ``default``, ``hashing/<dim>``, ``sentence``, ``litellm/<model>``; unset: the
+    #: project's (``$KILN_EMBEDDER``, else ``default``). Stored with each collection.
+    embedder: str | None = None
     collection: str | None = None
 
 
@@ -32,11 +36,21 @@ class GraphMemory(Model):
     uri: str | None = None
     user: str | None = None
     password: str | None = None
+    #: how many hops around the entities a query mentions are recalled
+    depth: int = Field(1, ge=1, le=3)
+    #: at most this many relations are recalled
+    limit: int = Field(20, ge=1, le=500)
 
 
 class EpisodicMemory(Model):
     enabled: bool = True
     top_k: int = Field(3, ge=1, le=100)
+    #: only past runs that ended so (all when unset)
+    status: tuple[
+        Literal["succeeded", "failed", "limit_exceeded", "loop_detected", "cancelled"], ...
+    ] | None = None
+    #: only past runs that started within this many days
+    within_days: float | None = Field(None, gt=0, le=36_500)
 
 
 class RetrievalWeights(Model):

@@ -10,6 +10,13 @@ import pytest
 from tests.helpers import WriteSpecs
 
 
+@pytest.fixture(autouse=True)
+def _memory_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs keep their memory stores in a folder of the test's own, never the checkout's
+    ``.kiln/memory`` (subprocesses inherit the variable)."""
+    monkeypatch.setenv("KILN_MEMORY_DIR", str(tmp_path_factory.mktemp("memory")))
+
+
 @pytest.fixture
 def write_specs(tmp_path: Path) -> WriteSpecs:
     """Write ``name=text`` pairs as files under a fresh folder and return the folder."""

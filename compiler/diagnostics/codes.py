@@ -74,6 +74,7 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K4018", "error", "unknown OpenAPI operation", "An openapi tool lists in operations an operationId that its document does not have."),
     Code("K4019", "error", "OpenAPI operation unusable", "An operation of an openapi tool's document cannot become a tool: a $ref that points outside the document, to nothing, or back to itself; two operations or two parameters with one name; a required body that is not JSON; schemas that are not valid JSON Schema."),
     Code("K4020", "error", "tool name taken twice", "Two tools would be offered to models under the same name: a spec named like an operation another spec imports (<spec>__<operation>)."),
+    Code("K4021", "error", "memory store unusable", "A memory policy names an embedder kiln does not know (default, hashing, hashing/<dim>, sentence, sentence/<model>, litellm/<model>), or keeps memory on a server backend (chroma-server, neo4j) without saying where the server is."),
     # -- warnings ------------------------------------------------------------------------
     Code("K5001", "warning", "unused tool", "A Tool spec that no agent lists and no agent can discover."),
     Code("K5002", "warning", "unused memory policy", "A MemoryPolicy that no agent or crew uses."),
@@ -82,5 +83,6 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K5005", "warning", "single-brace placeholder", "A template holds {name} for a declared input: CrewAI's placeholder style, plain text in Jinja2, where it is written {{ inputs.name }}."),
     Code("K5006", "warning", "tree of thought beyond its iterations", "An agent's tot strategy needs depth x breadth x 2 + 1 model calls, more than its limits.max_iterations allows: it would stop with limit_exceeded before answering."),
     Code("K5007", "warning", "cache on a side-effecting tool", "A tool with side_effects: true also has a cache: its results are never cached, since calling it again is the point."),
+    Code("K5008", "warning", "crew memory not shared, or nothing to share", "A crew has shared_memory: true but neither it nor any of its agents names a memory policy, or it names a memory policy without shared_memory: true (the policy is then unused: each agent keeps its own)."),
 )
 # fmt: on

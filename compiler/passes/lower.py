@@ -51,9 +51,17 @@ class _Builder:
         self.edges.append(Edge(source=source, target=target, kind=kind, bindings=bindings))
 
     def agent_run(
-        self, prefix: str, agent_name: str, task: str | None, **attrs: Any
+        self,
+        prefix: str,
+        agent_name: str,
+        task: str | None,
+        *,
+        shared: tuple[str, str | None] | None = None,
+        **attrs: Any,
     ) -> tuple[str, str]:
-        """The nodes of one agent run; returns (head, tail): where work enters and leaves."""
+        """The nodes of one agent run; returns (head, tail): where work enters and leaves.
+        ``shared`` is (crew, policy) for a crew with ``shared_memory``: the run reads and
+        writes the crew's namespace, under the crew's policy when it names one."""
         entry = self.program.agents[agent_name]
         spec = self.program.agent(agent_name).spec
         run = self.node(
@@ -69,10 +77,19 @@ class _Builder:
             **attrs,
         )
         head = tail = run
-        if spec.memory is not None and spec.memory in self.program.policies:
-            policy = self.program.policies[spec.memory].key
-            head = self.node(f"{prefix}memory.read", "memory_read", spec=policy, task=task)
-            tail = self.node(f"{prefix}memory.write", "memory_write", spec=policy, task=task)
+        memory = spec.memory
+        sharing: dict[str, Any] = {}
+        if shared is not None:
+            memory = shared[1] or memory
+            sharing = {"crew": shared[0]}
+        if memory is not None and memory in self.program.policies:
+            policy = self.program.policies[memory].key
+            head = self.node(
+                f"{prefix}memory.read", "memory_read", spec=policy, task=task, **sharing
+            )
+            tail = self.node(
+                f"{prefix}memory.write", "memory_write", spec=policy, task=task, **sharing
+            )
             self.edge(head, run, "data", Binding(name="memory"))
             self.edge(run, tail, "data", Binding(name="answer"))
         for tool_name, how in tools_of(self.program, agent_name):
@@ -152,6 +169,7 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
             f"task.{task.name}.",
             task.agent,
             task.name,
+            shared=(name, crew.spec.memory) if crew.spec.shared_memory else None,
             prompt=task.prompt,
             output_schema=task.output_schema,
         )

@@ -51,6 +51,8 @@ class AgentJob:
     max_repeats: int = 3
     tot_breadth: int = 3
     tot_depth: int = 2
+    #: earlier turns of the conversation (short-term memory), between system and prompt
+    history: Sequence[Message] = ()
     step: int = 0
     last_call_ms: float = 0.0
     #: id(message) -> (message, tokens): each message is estimated once (the message is

@@ -262,6 +262,7 @@ async def react(job: AgentJob) -> Any:
     loop = _Loop(job, native)
     loop.messages = [
         {"role": "system", "content": system},
+        *job.history,
         {"role": "user", "content": job.prompt},
     ]
     return await loop.run()
@@ -273,6 +274,7 @@ async def cot(job: AgentJob) -> Any:
     job.tools = ToolBox({}, job.tools.executors)
     loop.messages = [
         {"role": "system", "content": prompts.cot(job.system, job.output_schema)},
+        *job.history,
         {"role": "user", "content": job.prompt},
     ]
     return await loop.run()

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
+from runtime.cli.memory import add_memory_parser, memory_command
 from runtime.cli.run import add_run_parser, run_command
 from runtime.cli.runs import add_runs_parser, runs_command
 from runtime.cli.sandbox import add_sandbox_parser, sandbox_command
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_parser(commands, _Parser)
     add_sandbox_parser(commands, _Parser)
     add_tools_parser(commands, _Parser)
+    add_memory_parser(commands, _Parser)
     return parser
 
 
@@ -94,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs": runs_command,
             "sandbox": sandbox_command,
             "tools": tools_command,
+            "memory": memory_command,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:

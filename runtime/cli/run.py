@@ -77,6 +77,24 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         help="the embedder find_tools searches with: default, sentence or litellm/<model> "
         "(also $KILN_EMBEDDER)",
     )
+    run.add_argument(
+        "--user",
+        metavar="ID",
+        help="the user the run is for: memory is kept per user, and no user reads another's "
+        "(default: local)",
+    )
+    run.add_argument(
+        "--session",
+        metavar="ID",
+        help="the conversation the run belongs to: short-term memory and session-scoped "
+        "policies carry over between runs of one session",
+    )
+    run.add_argument(
+        "--memory-dir",
+        metavar="DIR",
+        help="where embedded memory stores keep their files "
+        "(default: $KILN_MEMORY_DIR or .kiln/memory)",
+    )
     run.add_argument("--json", action="store_true", help="print the result object as JSON")
     run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
     run.add_argument(
@@ -131,6 +149,8 @@ def run_command(args: argparse.Namespace) -> int:
             embedder=args.embedder,
             index_dir=Path(".kiln", "cache", "tool-index"),
             tool_cache=cache,
+            memory_dir=memory_dir(args),
+            runs_db=None if args.no_trace else db_path(args),
         )
     except CompileFailed as exc:
         from compiler.diagnostics import render_text, summary
@@ -227,10 +247,13 @@ def _run(prepared: Any, args: argparse.Namespace, approver: Any = None) -> int:
             message = f"{exc} (use --no-trace to run without recording)"
             return _fail(message, EXIT_USAGE, as_json=args.json)
         closers.append(store)
+    from runtime.memory.records import DEFAULT_TENANT
+    from runtime.memory.service import Who
     from runtime.run import RunSetupError
 
     try:
-        result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store))
+        who = Who(tenant=args.user or DEFAULT_TENANT, session=args.session)
+        result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store, who=who))
     except RunSetupError as exc:  # an MCP server that does not start, a script that lacks
         return _fail(str(exc), EXIT_FAILED, as_json=args.json)  # a tool it lists
     finally:
@@ -325,3 +348,11 @@ def _diagnostics(compilation: Any) -> Any:
     from compiler.diagnostics import render_json
 
     return json.loads(render_json(compilation.diagnostics))
+
+
+def memory_dir(args: argparse.Namespace) -> Path:
+    """``--memory-dir``, else ``$KILN_MEMORY_DIR``, else ``.kiln/memory``."""
+    from runtime.memory.registry import default_root
+
+    given = getattr(args, "memory_dir", None)
+    return Path(given) if given else default_root()

@@ -21,7 +21,9 @@ A turn is one of
 Any turn may add ``delay_ms`` (the call waits that long) and ``usage`` (``prompt_tokens``,
 ``completion_tokens``, ``cost_usd``) to replace the estimated counts. Each run replays the
 file from the start: concurrent runs never share a position. Requests to summarise earlier
-turns (context trimming) do not consume turns: they get a deterministic extract.
+turns (context trimming, short-term memory) and to extract facts and entities for memory do
+not consume turns: they get deterministic answers (an extract of the turns; the rules of
+:func:`runtime.memory.extract.rule_extract`).
 
 With ``native_tools=True`` (set in code, for tests of that path) actions come back as
 native ``tool_calls`` and final answers as plain text, as OpenAI-style models send them.
@@ -168,6 +170,8 @@ class ScriptedModel:
     async def complete(self, request: ModelRequest) -> ModelResponse:
         if request.purpose == "summarize":
             return _summary(request)
+        if request.purpose == "extract":
+            return _extraction(request)
         key = self.key_for(request.agent, request.task)
         turns = self.turns.get(key)
         if turns is None:
@@ -256,6 +260,21 @@ def _summary(request: ModelRequest) -> ModelResponse:
             lines.append(f"- {m.get('role')}: {content.splitlines()[0][:120]}")
     text = "\n".join(lines) or "(nothing to summarise)"
     return ModelResponse(text=text, usage=Usage(message_tokens(request.messages), 0))
+
+
+def _extraction(request: ModelRequest) -> ModelResponse:
+    """Memory extraction (facts, entities, relations) answered by the deterministic rules of
+    :func:`runtime.memory.extract.rule_extract` over the request's last message."""
+    from runtime.memory.extract import rule_extract
+
+    text = str(request.messages[-1].get("content") or "") if request.messages else ""
+    found = rule_extract(text)
+    schema = request.response_schema or {}
+    asked = schema.get("properties")
+    if isinstance(asked, Mapping):  # answer exactly the kinds asked for, as a model must
+        found = found.only(frozenset(asked))
+    reply = json.dumps(found.as_json(), ensure_ascii=False)
+    return ModelResponse(text=reply, usage=Usage(message_tokens(request.messages), 0))
 
 
 def load_script(path: str | Path) -> ScriptedModel:

@@ -17,7 +17,7 @@ Message = dict[str, Any]
 #: ``act``: a ReAct step (an action or a final answer); ``final``: a final answer only;
 #: ``think``: one thought (CoT reasoning, a ToT branch); ``score``: rate a thought 0..1;
 #: ``summarize``: compress earlier turns to fit the context window.
-Purpose = Literal["act", "final", "think", "score", "summarize"]
+Purpose = Literal["act", "final", "think", "score", "summarize", "extract"]
 
 
 @dataclass(frozen=True, slots=True)

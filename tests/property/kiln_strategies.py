@@ -206,7 +206,7 @@ def policies(draw: st.DrawFn, name: str) -> Spec:
             "max_messages": draw(st.integers(1, 500)),
         }
     if draw(st.booleans()):
-        spec["vector"] = {"backend": "chroma", "path": f".kiln/{name}", "embedder": "hash"}
+        spec["vector"] = {"backend": "chroma", "path": f".kiln/{name}", "embedder": "default"}
     if draw(st.booleans()):
         spec["graph"] = {
             "backend": "neo4j",

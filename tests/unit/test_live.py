@@ -66,8 +66,8 @@ def test_a_crew_reads_as_one_line_per_event() -> None:
     assert 'research │   → http_get({"url": "u"})' in lines
     assert "research │   ← hi" in lines
     assert "write    │   ← error: 1/0" in lines
-    assert "write    │   memory read notes: nothing (no store)" in lines
-    assert "research │   memory write notes: 2 items: bees fly; bees sting" in lines
+    assert "write    │   memory notes: recalled nothing (no store)" in lines
+    assert "research │   memory notes: remembered item 2" in lines
     assert 'research │   ✓ {"summary": "bees"}  (1,234 tokens · $0.0012)' in lines
     assert lines[-1] == "■ run succeeded in 3.5 s · 1,234 tokens · $0.0012"
 

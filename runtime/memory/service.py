@@ -1,0 +1,748 @@
+"""Memory policies at work: what a run recalls before an agent thinks, and what it
+remembers after the agent answers.
+
+One :class:`MemoryService` serves every run of a prepared program. It opens each store a
+policy names once (lazily, through :mod:`runtime.memory.registry`), works out the
+:class:`~runtime.memory.records.Namespace` of every read and write from the policy's scope
+and :class:`Who` the run is for, and reports what it did as ``memory.read`` and
+``memory.write`` events. A read that finds nothing says why: the store is empty, every
+memory scored under ``min_score``, or the memories that exist belong to other scopes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from runtime.memory.records import (
+    DEFAULT_TENANT,
+    Memory,
+    MemoryKind,
+    MemoryStoreError,
+    Namespace,
+    Turn,
+)
+from runtime.memory.registry import StoreKind, StoreSettings, default_root, open_store
+from runtime.memory.scoring import Scored, Weights, rank
+
+if TYPE_CHECKING:
+    from compiler.symbols import Program
+    from runtime.embed import Embedder
+    from runtime.llm.types import Message, ModelRequest, ModelResponse
+    from runtime.memory.episodic import EpisodicStore
+    from runtime.memory.extract import Extraction
+    from runtime.memory.protocols import GraphStore, ShortTermStore, VectorStore
+    from specs.memory_policy import MemoryPolicySpec
+
+__all__ = ["Ask", "MemoryService", "Observation", "Recall", "Who"]
+
+#: how the service asks an agent's models (summaries, extraction): the runner's gateway call,
+#: charged to the run's budget
+Ask = Callable[[tuple[str, ...], "ModelRequest"], Awaitable["ModelResponse"]]
+
+#: how many candidates a vector search fetches per memory it keeps, so recency and
+#: importance can reorder more than the nearest few
+_OVERFETCH = 4
+_IMPORTANCE: Mapping[MemoryKind, float] = {
+    "answer": 0.5,
+    "observation": 0.3,
+    "fact": 0.8,
+    "summary": 0.4,
+    "note": 0.5,
+}
+_TEXT_LIMIT = 4_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Who:
+    """Who a run is for. ``tenant`` is the user (``kiln run --user``): no run ever reads
+    another tenant's memories. ``session`` is the conversation (``--session``)."""
+
+    tenant: str = DEFAULT_TENANT
+    session: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """A tool result an agent saw, for ``remember: [tool_observations]``."""
+
+    tool: str
+    input: Any
+    output: Any
+
+    @property
+    def text(self) -> str:
+        args = json.dumps(self.input, ensure_ascii=False, default=str, sort_keys=True)
+        out = self.output if isinstance(self.output, str) else json.dumps(
+            self.output, ensure_ascii=False, default=str
+        )
+        return f"{self.tool}({args}) returned {out}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recall:
+    """What a read found: earlier turns (as chat messages), the text to inject and where,
+    and every item with its store and score, for the ``memory.read`` event."""
+
+    namespace: str
+    history: tuple[Message, ...] = ()
+    block: str = ""
+    position: Literal["system", "before_input"] = "system"
+    items: tuple[dict[str, Any], ...] = ()
+    stores: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str | None:
+        """Why nothing was recalled, store by store; ``None`` when something was."""
+        if self.items or self.history:
+            return None
+        reasons = [f"{name}: {info['reason']}" for name, info in self.stores.items()]
+        return "; ".join(reasons) or "the policy names no store"
+
+
+class MemoryService:
+    """Recall and remember for the agents of one program, by their memory policies."""
+
+    def __init__(
+        self,
+        program: Program,
+        *,
+        root: Path | str | None = None,
+        runs_db: Path | str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.program = program
+        self.root = Path(root) if root is not None else default_root()
+        self.runs_db = Path(runs_db) if runs_db is not None else None
+        self.clock = clock
+        self._stores: dict[tuple[str, ...], Any] = {}
+        self._embedders: dict[str, Embedder] = {}
+        self._episodic: dict[str, EpisodicStore] = {}
+        self._synced: set[EpisodicStore] = set()
+        self._lock = anyio.Lock()
+
+    # -- namespaces -------------------------------------------------------------------------
+
+    def namespace(
+        self, policy: str, agent: str, who: Who, *, run_id: str = "", crew: str | None = None
+    ) -> Namespace:
+        """Where ``agent`` reads and writes under ``policy`` in a run for ``who``. A crew
+        with ``shared_memory`` passes its name as ``crew``: its agents share one namespace."""
+        scope = self.program.policy(policy).spec.scope
+        if crew is not None:
+            return Namespace(policy=policy, tenant=who.tenant, scope="crew", owner=crew)
+        if scope == "user":
+            owner = who.tenant
+        elif scope == "session":
+            # no session named: the run is its own session, so nothing outlives it
+            owner = who.session or f"run-{run_id}"
+        else:  # agent, and crew scope outside a shared crew: the agent's own
+            owner = agent
+            scope = "agent"
+        return Namespace(policy=policy, tenant=who.tenant, scope=scope, owner=owner)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def recall(
+        self,
+        *,
+        policy: str,
+        agent: str,
+        query: str,
+        who: Who,
+        run_id: str = "",
+        crew: str | None = None,
+        top_k: int | None = None,
+    ) -> Recall:
+        """Everything ``policy`` recalls for ``agent`` about ``query``."""
+        spec = self.program.policy(policy).spec
+        ns = self.namespace(policy, agent, who, run_id=run_id, crew=crew)
+        now = self.clock()
+        items: list[dict[str, Any]] = []
+        stores: dict[str, dict[str, Any]] = {}
+        history: list[Message] = []
+        if spec.short_term is not None:
+            turns = await self._short_term(policy).window(_window(ns, who))
+            history = [_message(t) for t in turns]
+            stores["short_term"] = {
+                "turns": len(turns),
+                "reason": f"{len(turns)} earlier turns" if turns else _no_turns(ns),
+            }
+        scored: list[Scored] = []
+        if spec.vector is not None:
+            scored, info = await self._search(policy, spec, ns, query, now, top_k)
+            stores["vector"] = info
+            items.extend({"store": "vector", **s.as_json()} for s in scored)
+        relations: list[str] = []
+        if spec.graph is not None:
+            relations, info = await self._neighbourhood(policy, spec, ns, query)
+            stores["graph"] = info
+            items.extend({"store": "graph", "text": r} for r in relations)
+        episodes: list[dict[str, Any]] = []
+        if spec.episodic is not None and spec.episodic.enabled:
+            episodes, info = await self._episodes(spec, agent, who, query, now)
+            stores["episodic"] = info
+            items.extend({"store": "episodic", **e} for e in episodes)
+        block = _render(spec, query, scored, relations, episodes)
+        return Recall(
+            namespace=ns.key,
+            history=tuple(history),
+            block=block,
+            position=spec.inject.position,
+            items=tuple(items),
+            stores=stores,
+        )
+
+    async def _search(
+        self,
+        policy: str,
+        spec: MemoryPolicySpec,
+        ns: Namespace,
+        query: str,
+        now: float,
+        top_k: int | None,
+    ) -> tuple[list[Scored], dict[str, Any]]:
+        store = self._vector(policy)
+        retrieval = spec.retrieval
+        k = top_k or retrieval.top_k
+        hits = await store.search(ns.key, query, k * _OVERFETCH) if query.strip() else []
+        weights = Weights(
+            relevance=retrieval.weights.relevance,
+            recency=retrieval.weights.recency,
+            importance=retrieval.weights.importance,
+            half_life_days=retrieval.recency_half_life_days,
+        )
+        scored, under = rank(
+            hits, weights=weights, now=now, top_k=k, min_score=retrieval.min_score
+        )
+        info: dict[str, Any] = {"found": len(scored), "searched": len(hits)}
+        if scored:
+            info["reason"] = f"{len(scored)} of {len(hits)} candidates kept"
+        elif not query.strip():
+            info["reason"] = "the query is empty"
+        elif hits:
+            best = max(relevance for _, relevance in hits)
+            info["reason"] = (
+                f"all {under} candidates scored under min_score {retrieval.min_score:g} "
+                f"(best relevance {best:.2f})"
+            )
+        else:
+            info["reason"] = await self._why_empty(store, ns)
+        return scored, info
+
+    async def _why_empty(self, store: VectorStore, ns: Namespace) -> str:
+        if await store.count(ns.key):  # only expired memories left
+            return f"every memory in {ns.key} has expired"
+        # other tenants' namespaces are never mentioned, not even counted
+        tenant = ns.key.rsplit("/", 1)[0]
+        mine = {
+            k: n
+            for k, n in (await store.namespaces()).items()
+            if k != ns.key and k.rsplit("/", 1)[0] == tenant
+        }
+        if mine:
+            held = sum(mine.values())
+            return (
+                f"nothing remembered in {ns.key}; scope filter: {held} memories of policy "
+                f"{ns.policy!r} for this user belong to {len(mine)} other scopes (other "
+                f"agents, sessions or crews), which scope {ns.scope!r} keeps apart"
+            )
+        return f"empty store: nothing remembered yet in {ns.key}"
+
+    async def _neighbourhood(
+        self, policy: str, spec: MemoryPolicySpec, ns: Namespace, query: str
+    ) -> tuple[list[str], dict[str, Any]]:
+        assert spec.graph is not None
+        graph = self._graph(policy)
+        names = await graph.match(ns.key, query)
+        if not names:
+            entities, _ = await graph.counts(ns.key)
+            reason = (
+                f"no known entity is mentioned in the query ({entities} known in {ns.key})"
+                if entities
+                else f"empty store: no entities in {ns.key}"
+            )
+            return [], {"entities": [], "found": 0, "reason": reason}
+        relations = await graph.neighbourhood(
+            ns.key, names, depth=spec.graph.depth, limit=spec.graph.limit
+        )
+        texts = [r.as_text() for r in relations]
+        reason = (
+            f"{len(texts)} relations around {', '.join(names)}"
+            if texts
+            else f"{', '.join(names)} known, with no relations"
+        )
+        return texts, {"entities": names, "found": len(texts), "reason": reason}
+
+    async def _episodes(
+        self, spec: MemoryPolicySpec, agent: str, who: Who, query: str, now: float
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        assert spec.episodic is not None
+        store = self.episodic(spec.vector.embedder if spec.vector else None)
+        if store is None:
+            return [], {"found": 0, "reason": "no trace store: runs are not recorded"}
+        if store not in self._synced:  # history from before: once; each run indexes itself
+            await store.sync()
+            self._synced.add(store)
+        episodic = spec.episodic
+        since = now - episodic.within_days * 86_400 if episodic.within_days else None
+        hits = await store.search(
+            agent=agent,
+            tenant=who.tenant,
+            query=query,
+            k=episodic.top_k,
+            since=since,
+            status=list(episodic.status) if episodic.status else None,
+        )
+        found = [{**episode.as_json(), "relevance": round(score, 4)} for episode, score in hits]
+        if found:
+            reason = f"{len(found)} past runs"
+        else:
+            total = await store.count(agent=agent, tenant=who.tenant)
+            reason = (
+                f"none of {total} past runs of {agent!r} for {who.tenant!r} passed the "
+                f"filters (status {list(episodic.status or ()) or 'any'}, within "
+                f"{episodic.within_days or 'any number of'} days)"
+                if total
+                else f"no past runs of {agent!r} for {who.tenant!r}"
+            )
+        return found, {"found": len(found), "reason": reason}
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def remember(
+        self,
+        *,
+        policy: str,
+        agent: str,
+        task: str | None,
+        prompt: str,
+        answer: Any,
+        who: Who,
+        run_id: str = "",
+        crew: str | None = None,
+        observations: Sequence[Observation] = (),
+        models: tuple[str, ...] = (),
+        ask: Ask | None = None,
+    ) -> dict[str, Any]:
+        """Write what ``policy`` says to remember of one finished agent run; returns the
+        ``memory.write`` event's data."""
+        spec = self.program.policy(policy).spec
+        ns = self.namespace(policy, agent, who, run_id=run_id, crew=crew)
+        now = self.clock()
+        expires = now + spec.ttl_s if spec.ttl_s else None
+        answer_text = _text(answer)
+        written: list[dict[str, Any]] = []
+        notes: dict[str, str] = {}
+        if spec.short_term is not None:
+            summarize = None
+            if spec.short_term.summarize and ask is not None and models:
+                summarize = _summariser(ask, models, agent, task, run_id)
+            notes["short_term"] = await self._append_turns(
+                policy, spec, _window(ns, who), agent, prompt, answer_text, summarize
+            )
+            written.append({"store": "short_term", "kind": "turns", "text": prompt[:200]})
+        extraction = await self._extractions(spec, prompt, answer_text, agent, task, run_id,
+                                             models, ask, notes)  # fmt: skip
+        if spec.vector is not None:
+            memories = self._memories(
+                spec, ns, agent, run_id, prompt, answer_text, observations, extraction, now,
+                expires,
+            )
+            if memories:
+                await self._vector(policy).add(ns.key, memories)
+            written.extend(
+                {"store": "vector", "id": m.id, "kind": m.kind, "text": m.text} for m in memories
+            )
+        if spec.graph is not None and extraction is not None:
+            relations = tuple(
+                _stamped(r, agent, run_id, now) for r in extraction.relations
+            )
+            if extraction.entities or relations:
+                await self._graph(policy).merge(ns.key, extraction.entities, relations)
+            written.extend({"store": "graph", "text": r.as_text()} for r in relations)
+            written.extend(
+                {"store": "graph", "kind": "entity", "text": e.name} for e in extraction.entities
+            )
+        return {"policy": policy, "namespace": ns.key, "items": written, "notes": notes}
+
+    async def _extractions(
+        self,
+        spec: MemoryPolicySpec,
+        prompt: str,
+        answer: str,
+        agent: str,
+        task: str | None,
+        run_id: str,
+        models: tuple[str, ...],
+        ask: Ask | None,
+        notes: dict[str, str],
+    ) -> Extraction | None:
+        """What the policy extracts: user facts from the user's words only; entities and
+        relations (with a graph) from the user's words and, in a second call, the answer's.
+        Facts are never taken from what the agent said."""
+        facts = "user_facts" in spec.remember
+        graph = spec.graph is not None
+        if not facts and not graph:
+            return None
+        call = functools.partial(
+            _extract, ask, models, agent=agent, task=task, run_id=run_id, notes=notes
+        )
+        said = await call(prompt, facts=facts, graph=graph)
+        if not graph or not answer.strip():
+            return said
+        from runtime.memory.extract import Extraction
+
+        answered = await call(answer, facts=False, graph=True)
+        if said is None or answered is None:
+            return said or answered
+        return Extraction(
+            facts=said.facts,
+            entities=(*said.entities, *answered.entities),
+            relations=(*said.relations, *answered.relations),
+        )
+
+    def _memories(
+        self,
+        spec: MemoryPolicySpec,
+        ns: Namespace,
+        agent: str,
+        run_id: str,
+        prompt: str,
+        answer: str,
+        observations: Sequence[Observation],
+        extraction: Any,
+        now: float,
+        expires: float | None,
+    ) -> list[Memory]:
+        def memory(text: str, kind: MemoryKind, importance: float | None = None) -> Memory:
+            return Memory(
+                text=text[:_TEXT_LIMIT],
+                kind=kind,
+                namespace=ns.key,
+                agent=agent,
+                run_id=run_id,
+                created_at=now,
+                expires_at=expires,
+                importance=_IMPORTANCE[kind] if importance is None else importance,
+            )
+
+        out: list[Memory] = []
+        if "final_answers" in spec.remember and answer.strip():
+            out.append(memory(f"Asked: {prompt.strip()}\nAnswered: {answer.strip()}", "answer"))
+        if "tool_observations" in spec.remember:
+            out.extend(memory(o.text, "observation") for o in observations)
+        if "user_facts" in spec.remember and extraction is not None:
+            out.extend(memory(f.text, "fact", f.importance) for f in extraction.facts)
+        return out
+
+    async def _append_turns(
+        self,
+        policy: str,
+        spec: MemoryPolicySpec,
+        window: str,
+        agent: str,
+        prompt: str,
+        answer: str,
+        summarize: Callable[[Sequence[Turn]], Awaitable[str]] | None,
+    ) -> str:
+        from runtime.memory.window import fit
+
+        short = spec.short_term
+        assert short is not None
+        store = self._short_term(policy)
+        ttl = short.ttl_s or spec.ttl_s
+        now = self.clock()
+        await store.append(
+            window,
+            [
+                Turn(role="user", content=prompt, agent=agent, ts=now),
+                Turn(role="assistant", content=answer, agent=agent, ts=now),
+            ],
+            ttl_s=ttl,
+        )
+        result = await fit(
+            store,
+            window,
+            max_messages=short.max_messages,
+            max_tokens=short.max_tokens,
+            summarize=summarize,
+            agent=agent,
+        )
+        return result.message
+
+    # -- people: kiln memory ----------------------------------------------------------------
+
+    async def forget(
+        self,
+        *,
+        policy: str,
+        namespace: Namespace,
+        ids: Sequence[str] | None = None,
+        before: float | None = None,
+        expired: bool = False,
+        stores: Sequence[StoreKind] = ("short_term", "vector", "graph"),
+    ) -> dict[str, int]:
+        """Forget from each store the policy has: by ids, by age, the expired ones, or all
+        (no filter). Returns how many items each store dropped."""
+        spec = self.program.policy(policy).spec
+        key = namespace.key
+        counts: dict[str, int] = {}
+        everything = ids is None and before is None and not expired
+        if "vector" in stores and spec.vector is not None:
+            vector = self._vector(policy)
+            if everything:
+                counts["vector"] = await vector.delete(key)
+            else:
+                counts["vector"] = await vector.delete(
+                    key,
+                    ids=ids,
+                    before=before,
+                    expired_at=self.clock() if expired else None,
+                )
+        if everything and "short_term" in stores and spec.short_term is not None:
+            counts["short_term"] = await self._short_term(policy).clear(key)
+        if everything and "graph" in stores and spec.graph is not None:
+            counts["graph"] = await self._graph(policy).delete(key)
+        return counts
+
+    async def namespaces(self, policy: str) -> dict[str, dict[str, int]]:
+        """Every namespace of ``policy`` with something in it: store -> count."""
+        spec = self.program.policy(policy).spec
+        out: dict[str, dict[str, int]] = {}
+        mine = Namespace(policy=policy, tenant="", scope="agent", owner="").key.split("/")[0]
+
+        def add(store: str, found: Mapping[str, int] | Sequence[str]) -> None:
+            items = found.items() if isinstance(found, Mapping) else ((k, 1) for k in found)
+            for key, count in items:
+                if _policy_of(key) == mine:
+                    out.setdefault(key, {})[store] = count
+
+        if spec.vector is not None:
+            add("vector", await self._vector(policy).namespaces())
+        if spec.graph is not None:
+            add("graph", await self._graph(policy).namespaces())
+        if spec.short_term is not None:
+            add("short_term", await self._short_term(policy).namespaces())
+        return out
+
+    # -- stores -----------------------------------------------------------------------------
+
+    def _settings(self, policy: str, kind: StoreKind) -> tuple[str, StoreSettings]:
+        from runtime.executor import resolve_env
+
+        entry = self.program.policies[policy]
+        spec = self.program.policy(policy).spec
+        folder = Path(entry.doc.path).parent
+        part: Any = getattr(spec, kind)
+        path = getattr(part, "path", None)
+        password = getattr(part, "password", None)
+        if isinstance(password, str):
+            password = resolve_env(password)
+        embedder = None
+        if kind == "vector":
+            embedder = self.embedder(part.embedder)
+        return part.backend, StoreSettings(
+            root=self.root,
+            path=(folder / path) if path else None,
+            url=resolve_env(getattr(part, "url", None)),
+            uri=resolve_env(getattr(part, "uri", None)),
+            user=resolve_env(getattr(part, "user", None)),
+            password=password if isinstance(password, str) else None,
+            collection=getattr(part, "collection", None),
+            embedder=embedder,
+        )
+
+    def _open(self, policy: str, kind: StoreKind) -> Any:
+        backend, settings = self._settings(policy, kind)
+        key = (
+            kind,
+            backend,
+            str(settings.path or settings.root),
+            settings.url or "",
+            settings.uri or "",
+            settings.collection or "",
+            settings.embedder.name if settings.embedder is not None else "",
+        )
+        store = self._stores.get(key)
+        if store is None:
+            store = self._stores[key] = open_store(kind, backend, settings)
+        return store
+
+    def _short_term(self, policy: str) -> ShortTermStore:
+        store: ShortTermStore = self._open(policy, "short_term")
+        return store
+
+    def _vector(self, policy: str) -> VectorStore:
+        store: VectorStore = self._open(policy, "vector")
+        return store
+
+    def _graph(self, policy: str) -> GraphStore:
+        store: GraphStore = self._open(policy, "graph")
+        return store
+
+    def embedder(self, spec: str | None) -> Embedder:
+        """The embedder ``spec`` names (``None``: the project's), one per process."""
+        from runtime.embed import get_embedder
+
+        key = spec or ""
+        found = self._embedders.get(key)
+        if found is None:
+            try:
+                found = self._embedders[key] = get_embedder(spec)
+            except ValueError as exc:
+                raise MemoryStoreError(str(exc)) from None
+        return found
+
+    def episodic(self, embedder: str | None = None) -> EpisodicStore | None:
+        """The episodic store over the trace store, or ``None`` when runs are not traced."""
+        if self.runs_db is None:
+            return None
+        from runtime.memory.episodic import EpisodicStore
+
+        key = embedder or ""
+        store = self._episodic.get(key)
+        if store is None:
+            store = self._episodic[key] = EpisodicStore(
+                self.runs_db, embedder=self.embedder(embedder)
+            )
+        return store
+
+    async def aclose(self) -> None:
+        """Close every store's connections; they reopen on next use. In-process short-term
+        stores stay: what they hold lives nowhere else, and they hold no connection."""
+        kept = {k: v for k, v in self._stores.items() if k[:2] == ("short_term", "inprocess")}
+        stores = [v for k, v in self._stores.items() if k not in kept]
+        self._stores = kept
+        episodic, self._episodic = list(self._episodic.values()), {}
+        self._synced.clear()
+        for store in (*stores, *episodic):
+            await store.close()
+
+
+def _summariser(
+    ask: Ask, models: tuple[str, ...], agent: str, task: str | None, run_id: str
+) -> Callable[[Sequence[Turn]], Awaitable[str]]:
+    from runtime.agent import prompts
+    from runtime.llm.types import ModelRequest
+
+    async def summarize(turns: Sequence[Turn]) -> str:
+        request = ModelRequest(
+            messages=[
+                {"role": "system", "content": prompts.SUMMARISE},
+                {"role": "user", "content": "The conversation so far:"},
+                *(_message(t) for t in turns),
+            ],
+            purpose="summarize",
+            max_tokens=256,
+            run_id=run_id,
+            agent=agent,
+            task=task,
+        )
+        response = await ask(models, request)
+        return response.text.strip() or "(no summary)"
+
+    return summarize
+
+
+async def _extract(
+    ask: Ask | None,
+    models: tuple[str, ...],
+    text: str,
+    *,
+    agent: str,
+    task: str | None,
+    run_id: str,
+    facts: bool,
+    graph: bool,
+    notes: dict[str, str],
+) -> Extraction | None:
+    """Facts, entities and relations in ``text``, by the agent's model (schema-constrained);
+    ``None`` (and a note) when there is no model or the call fails: the run goes on."""
+    from runtime.memory.extract import extraction_request, parse_extraction
+
+    if ask is None or not models:
+        notes["extract"] = "no model to extract facts and entities with"
+        return None
+    what = frozenset(
+        (["facts"] if facts else []) + (["entities", "relations"] if graph else [])
+    )
+    request = extraction_request(text, agent=agent, task=task, run_id=run_id, what=what)
+    try:
+        response = await ask(models, request)
+    except Exception as exc:  # noqa: BLE001 - a failed extraction loses facts, not the run
+        notes["extract"] = f"extraction failed: {exc}"
+        return None
+    return parse_extraction(response.text)
+
+
+def _window(ns: Namespace, who: Who) -> str:
+    """The short-term store's key: the namespace, and within it the conversation. A session
+    is one conversation whatever the policy's scope; without one, the namespace is."""
+    if who.session is None or ns.scope == "session":
+        return ns.key
+    return f"{ns.key}#{Namespace(policy='', tenant='', scope='session', owner=who.session).key}"
+
+
+def _policy_of(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def _no_turns(ns: Namespace) -> str:
+    if ns.scope == "session" and ns.owner.startswith("run-"):
+        return "no session named (kiln run --session ID): this run is its own session"
+    return f"empty: no earlier turns in {ns.key}"
+
+
+def _message(turn: Turn) -> Message:
+    if turn.role == "summary":  # a user message: not every chat template takes two systems
+        return {"role": "user", "content": f"(Summary of our earlier conversation)\n{turn.content}"}
+    return {"role": turn.role, "content": turn.content}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _stamped(relation: Any, agent: str, run_id: str, now: float) -> Any:
+    from dataclasses import replace
+
+    return replace(relation, agent=agent, run_id=run_id, ts=now)
+
+
+def _render(
+    spec: MemoryPolicySpec,
+    query: str,
+    scored: Sequence[Scored],
+    relations: Sequence[str],
+    episodes: Sequence[Mapping[str, Any]],
+) -> str:
+    if spec.inject.template is not None:
+        from runtime.memory.inject import render_template
+
+        return render_template(spec.inject.template, query, scored, relations, episodes)
+    parts: list[str] = []
+    if scored:
+        lines = [f"- {s.memory.text}" for s in scored]
+        parts.append("What you remember that may help (most relevant first):\n" + "\n".join(lines))
+    if relations:
+        parts.append("What you know about the things mentioned:\n" + "\n".join(
+            f"- {r}" for r in relations
+        ))
+    if episodes:
+        lines = [
+            f"- {e.get('status')}: {str(e.get('text', ''))[:300]}" for e in episodes
+        ]
+        parts.append("Past runs like this one:\n" + "\n".join(lines))
+    return "\n\n".join(parts)
