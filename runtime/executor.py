@@ -24,11 +24,11 @@ import anyio
 from jinja2 import Template, TemplateError
 
 from compiler.ir import Edge, Graph, Node
-from compiler.secrets import ENV_REF
 from compiler.symbols import Program
 from compiler.templates import environment
 from runtime.agent import AgentJob, AgentOutcome, Budget, run_agent
 from runtime.agent.job import Status
+from runtime.envrefs import resolve_env
 from runtime.events import EventBus
 from runtime.inputs import bind_inputs
 from runtime.llm.gateway import Gateway
@@ -763,28 +763,6 @@ def _why(exc: Exception) -> str:
 _SCOPE_NODES = frozenset({"join", "memory_read"})
 
 
-def resolve_env(value: Any) -> Any:
-    """``${env:NAME}`` references replaced by the environment's values, read at run time.
-    A value whose variable is not set is left out rather than sent as the literal text:
-    the provider then reports the missing key, if it needs one."""
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            resolved = resolve_env(item)
-            if resolved is not _UNSET:
-                out[key] = resolved
-        return out
-    if isinstance(value, list | tuple):
-        return [v for v in map(resolve_env, value) if v is not _UNSET]
-    if isinstance(value, str) and "${env:" in value:
-        names = ENV_REF.findall(value)
-        if any(name not in os.environ for name in names):
-            return _UNSET
-        return ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
-    return value
-
-
-_UNSET = object()
 
 
 def _merge(scope: dict[str, Any], more: Mapping[str, Any]) -> None:

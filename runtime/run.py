@@ -466,10 +466,10 @@ async def _record_episode(prepared: Prepared, store: Any, run_id: str) -> None:
     store.flush()
     with anyio.CancelScope(shield=True):
         for embedder in embedders.values():
-            episodic = memory.episodic(embedder)
-            if episodic is None:
-                return
             with contextlib.suppress(MemoryStoreError):
+                episodic = await memory.stores.episodic(embedder)
+                if episodic is None:
+                    return
                 await episodic.index(run_id)
 
 

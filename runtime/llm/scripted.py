@@ -23,7 +23,7 @@ Any turn may add ``delay_ms`` (the call waits that long) and ``usage`` (``prompt
 file from the start: concurrent runs never share a position. Requests to summarise earlier
 turns (context trimming, short-term memory) and to extract facts and entities for memory do
 not consume turns: they get deterministic answers (an extract of the turns; the rules of
-:func:`runtime.memory.extract.rule_extract`).
+:func:`runtime.memory.rules.rule_extract`).
 
 With ``native_tools=True`` (set in code, for tests of that path) actions come back as
 native ``tool_calls`` and final answers as plain text, as OpenAI-style models send them.
@@ -264,8 +264,8 @@ def _summary(request: ModelRequest) -> ModelResponse:
 
 def _extraction(request: ModelRequest) -> ModelResponse:
     """Memory extraction (facts, entities, relations) answered by the deterministic rules of
-    :func:`runtime.memory.extract.rule_extract` over the request's last message."""
-    from runtime.memory.extract import rule_extract
+    :func:`runtime.memory.rules.rule_extract` over the request's last message."""
+    from runtime.memory.rules import rule_extract
 
     text = str(request.messages[-1].get("content") or "") if request.messages else ""
     found = rule_extract(text)

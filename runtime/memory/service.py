@@ -15,37 +15,31 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
-
+from runtime.memory.calls import Ask, extract, summariser, turn_message
+from runtime.memory.inject import render
 from runtime.memory.records import (
     DEFAULT_TENANT,
     Memory,
     MemoryKind,
-    MemoryStoreError,
     Namespace,
     Turn,
 )
-from runtime.memory.registry import StoreKind, StoreSettings, default_root, open_store
+from runtime.memory.registry import StoreKind
 from runtime.memory.scoring import Scored, Weights, rank
+from runtime.memory.stores import Stores
 
 if TYPE_CHECKING:
     from compiler.symbols import Program
-    from runtime.embed import Embedder
-    from runtime.llm.types import Message, ModelRequest, ModelResponse
-    from runtime.memory.episodic import EpisodicStore
+    from runtime.llm.types import Message
     from runtime.memory.extract import Extraction
-    from runtime.memory.protocols import GraphStore, ShortTermStore, VectorStore
+    from runtime.memory.protocols import VectorStore
     from specs.memory_policy import MemoryPolicySpec
 
 __all__ = ["Ask", "MemoryService", "Observation", "Recall", "Who"]
-
-#: how the service asks an agent's models (summaries, extraction): the runner's gateway call,
-#: charged to the run's budget
-Ask = Callable[[tuple[str, ...], "ModelRequest"], Awaitable["ModelResponse"]]
 
 #: how many candidates a vector search fetches per memory it keeps, so recency and
 #: importance can reorder more than the nearest few
@@ -119,14 +113,9 @@ class MemoryService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.program = program
-        self.root = Path(root) if root is not None else default_root()
-        self.runs_db = Path(runs_db) if runs_db is not None else None
+        #: the stores the program's policies name, opened when first used
+        self.stores = Stores(program, root=root, runs_db=runs_db)
         self.clock = clock
-        self._stores: dict[tuple[str, ...], Any] = {}
-        self._embedders: dict[str, Embedder] = {}
-        self._episodic: dict[str, EpisodicStore] = {}
-        self._synced: set[EpisodicStore] = set()
-        self._lock = anyio.Lock()
 
     # -- namespaces -------------------------------------------------------------------------
 
@@ -169,8 +158,8 @@ class MemoryService:
         stores: dict[str, dict[str, Any]] = {}
         history: list[Message] = []
         if spec.short_term is not None:
-            turns = await self._short_term(policy).window(_window(ns, who))
-            history = [_message(t) for t in turns]
+            turns = await self.stores.short_term(policy).window(_window(ns, who))
+            history = [turn_message(t) for t in turns]
             stores["short_term"] = {
                 "turns": len(turns),
                 "reason": f"{len(turns)} earlier turns" if turns else _no_turns(ns),
@@ -190,7 +179,7 @@ class MemoryService:
             episodes, info = await self._episodes(spec, agent, who, query, now)
             stores["episodic"] = info
             items.extend({"store": "episodic", **e} for e in episodes)
-        block = _render(spec, query, scored, relations, episodes)
+        block = render(spec, query, scored, relations, episodes)
         return Recall(
             namespace=ns.key,
             history=tuple(history),
@@ -209,7 +198,7 @@ class MemoryService:
         now: float,
         top_k: int | None,
     ) -> tuple[list[Scored], dict[str, Any]]:
-        store = self._vector(policy)
+        store = self.stores.vector(policy)
         retrieval = spec.retrieval
         k = top_k or retrieval.top_k
         hits = await store.search(ns.key, query, k * _OVERFETCH) if query.strip() else []
@@ -260,7 +249,7 @@ class MemoryService:
         self, policy: str, spec: MemoryPolicySpec, ns: Namespace, query: str
     ) -> tuple[list[str], dict[str, Any]]:
         assert spec.graph is not None
-        graph = self._graph(policy)
+        graph = self.stores.graph(policy)
         names = await graph.match(ns.key, query)
         if not names:
             entities, _ = await graph.counts(ns.key)
@@ -285,12 +274,9 @@ class MemoryService:
         self, spec: MemoryPolicySpec, agent: str, who: Who, query: str, now: float
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         assert spec.episodic is not None
-        store = self.episodic(spec.vector.embedder if spec.vector else None)
+        store = await self.stores.episodic(spec.vector.embedder if spec.vector else None)
         if store is None:
             return [], {"found": 0, "reason": "no trace store: runs are not recorded"}
-        if store not in self._synced:  # history from before: once; each run indexes itself
-            await store.sync()
-            self._synced.add(store)
         episodic = spec.episodic
         since = now - episodic.within_days * 86_400 if episodic.within_days else None
         hits = await store.search(
@@ -344,7 +330,7 @@ class MemoryService:
         if spec.short_term is not None:
             summarize = None
             if spec.short_term.summarize and ask is not None and models:
-                summarize = _summariser(ask, models, agent, task, run_id)
+                summarize = summariser(ask, models, agent, task, run_id)
             notes["short_term"] = await self._append_turns(
                 policy, spec, _window(ns, who), agent, prompt, answer_text, summarize
             )
@@ -357,7 +343,7 @@ class MemoryService:
                 expires,
             )
             if memories:
-                await self._vector(policy).add(ns.key, memories)
+                await self.stores.vector(policy).add(ns.key, memories)
             written.extend(
                 {"store": "vector", "id": m.id, "kind": m.kind, "text": m.text} for m in memories
             )
@@ -366,7 +352,7 @@ class MemoryService:
                 _stamped(r, agent, run_id, now) for r in extraction.relations
             )
             if extraction.entities or relations:
-                await self._graph(policy).merge(ns.key, extraction.entities, relations)
+                await self.stores.graph(policy).merge(ns.key, extraction.entities, relations)
             written.extend({"store": "graph", "text": r.as_text()} for r in relations)
             written.extend(
                 {"store": "graph", "kind": "entity", "text": e.name} for e in extraction.entities
@@ -393,7 +379,7 @@ class MemoryService:
         if not facts and not graph:
             return None
         call = functools.partial(
-            _extract, ask, models, agent=agent, task=task, run_id=run_id, notes=notes
+            extract, ask, models, agent=agent, task=task, run_id=run_id, notes=notes
         )
         said = await call(prompt, facts=facts, graph=graph)
         if not graph or not answer.strip():
@@ -457,7 +443,7 @@ class MemoryService:
 
         short = spec.short_term
         assert short is not None
-        store = self._short_term(policy)
+        store = self.stores.short_term(policy)
         ttl = short.ttl_s or spec.ttl_s
         now = self.clock()
         await store.append(
@@ -497,7 +483,7 @@ class MemoryService:
         counts: dict[str, int] = {}
         everything = ids is None and before is None and not expired
         if "vector" in stores and spec.vector is not None:
-            vector = self._vector(policy)
+            vector = self.stores.vector(policy)
             if everything:
                 counts["vector"] = await vector.delete(key)
             else:
@@ -508,9 +494,9 @@ class MemoryService:
                     expired_at=self.clock() if expired else None,
                 )
         if everything and "short_term" in stores and spec.short_term is not None:
-            counts["short_term"] = await self._short_term(policy).clear(key)
+            counts["short_term"] = await self.stores.short_term(policy).clear(key)
         if everything and "graph" in stores and spec.graph is not None:
-            counts["graph"] = await self._graph(policy).delete(key)
+            counts["graph"] = await self.stores.graph(policy).delete(key)
         return counts
 
     async def namespaces(self, policy: str) -> dict[str, dict[str, int]]:
@@ -526,161 +512,16 @@ class MemoryService:
                     out.setdefault(key, {})[store] = count
 
         if spec.vector is not None:
-            add("vector", await self._vector(policy).namespaces())
+            add("vector", await self.stores.vector(policy).namespaces())
         if spec.graph is not None:
-            add("graph", await self._graph(policy).namespaces())
+            add("graph", await self.stores.graph(policy).namespaces())
         if spec.short_term is not None:
-            add("short_term", await self._short_term(policy).namespaces())
+            add("short_term", await self.stores.short_term(policy).namespaces())
         return out
 
-    # -- stores -----------------------------------------------------------------------------
-
-    def _settings(self, policy: str, kind: StoreKind) -> tuple[str, StoreSettings]:
-        from runtime.executor import resolve_env
-
-        entry = self.program.policies[policy]
-        spec = self.program.policy(policy).spec
-        folder = Path(entry.doc.path).parent
-        part: Any = getattr(spec, kind)
-        path = getattr(part, "path", None)
-        password = getattr(part, "password", None)
-        if isinstance(password, str):
-            password = resolve_env(password)
-        embedder = None
-        if kind == "vector":
-            embedder = self.embedder(part.embedder)
-        return part.backend, StoreSettings(
-            root=self.root,
-            path=(folder / path) if path else None,
-            url=resolve_env(getattr(part, "url", None)),
-            uri=resolve_env(getattr(part, "uri", None)),
-            user=resolve_env(getattr(part, "user", None)),
-            password=password if isinstance(password, str) else None,
-            collection=getattr(part, "collection", None),
-            embedder=embedder,
-        )
-
-    def _open(self, policy: str, kind: StoreKind) -> Any:
-        backend, settings = self._settings(policy, kind)
-        key = (
-            kind,
-            backend,
-            str(settings.path or settings.root),
-            settings.url or "",
-            settings.uri or "",
-            settings.collection or "",
-            settings.embedder.name if settings.embedder is not None else "",
-        )
-        store = self._stores.get(key)
-        if store is None:
-            store = self._stores[key] = open_store(kind, backend, settings)
-        return store
-
-    def _short_term(self, policy: str) -> ShortTermStore:
-        store: ShortTermStore = self._open(policy, "short_term")
-        return store
-
-    def _vector(self, policy: str) -> VectorStore:
-        store: VectorStore = self._open(policy, "vector")
-        return store
-
-    def _graph(self, policy: str) -> GraphStore:
-        store: GraphStore = self._open(policy, "graph")
-        return store
-
-    def embedder(self, spec: str | None) -> Embedder:
-        """The embedder ``spec`` names (``None``: the project's), one per process."""
-        from runtime.embed import get_embedder
-
-        key = spec or ""
-        found = self._embedders.get(key)
-        if found is None:
-            try:
-                found = self._embedders[key] = get_embedder(spec)
-            except ValueError as exc:
-                raise MemoryStoreError(str(exc)) from None
-        return found
-
-    def episodic(self, embedder: str | None = None) -> EpisodicStore | None:
-        """The episodic store over the trace store, or ``None`` when runs are not traced."""
-        if self.runs_db is None:
-            return None
-        from runtime.memory.episodic import EpisodicStore
-
-        key = embedder or ""
-        store = self._episodic.get(key)
-        if store is None:
-            store = self._episodic[key] = EpisodicStore(
-                self.runs_db, embedder=self.embedder(embedder)
-            )
-        return store
-
     async def aclose(self) -> None:
-        """Close every store's connections; they reopen on next use. In-process short-term
-        stores stay: what they hold lives nowhere else, and they hold no connection."""
-        kept = {k: v for k, v in self._stores.items() if k[:2] == ("short_term", "inprocess")}
-        stores = [v for k, v in self._stores.items() if k not in kept]
-        self._stores = kept
-        episodic, self._episodic = list(self._episodic.values()), {}
-        self._synced.clear()
-        for store in (*stores, *episodic):
-            await store.close()
-
-
-def _summariser(
-    ask: Ask, models: tuple[str, ...], agent: str, task: str | None, run_id: str
-) -> Callable[[Sequence[Turn]], Awaitable[str]]:
-    from runtime.agent import prompts
-    from runtime.llm.types import ModelRequest
-
-    async def summarize(turns: Sequence[Turn]) -> str:
-        request = ModelRequest(
-            messages=[
-                {"role": "system", "content": prompts.SUMMARISE},
-                {"role": "user", "content": "The conversation so far:"},
-                *(_message(t) for t in turns),
-            ],
-            purpose="summarize",
-            max_tokens=256,
-            run_id=run_id,
-            agent=agent,
-            task=task,
-        )
-        response = await ask(models, request)
-        return response.text.strip() or "(no summary)"
-
-    return summarize
-
-
-async def _extract(
-    ask: Ask | None,
-    models: tuple[str, ...],
-    text: str,
-    *,
-    agent: str,
-    task: str | None,
-    run_id: str,
-    facts: bool,
-    graph: bool,
-    notes: dict[str, str],
-) -> Extraction | None:
-    """Facts, entities and relations in ``text``, by the agent's model (schema-constrained);
-    ``None`` (and a note) when there is no model or the call fails: the run goes on."""
-    from runtime.memory.extract import extraction_request, parse_extraction
-
-    if ask is None or not models:
-        notes["extract"] = "no model to extract facts and entities with"
-        return None
-    what = frozenset(
-        (["facts"] if facts else []) + (["entities", "relations"] if graph else [])
-    )
-    request = extraction_request(text, agent=agent, task=task, run_id=run_id, what=what)
-    try:
-        response = await ask(models, request)
-    except Exception as exc:  # noqa: BLE001 - a failed extraction loses facts, not the run
-        notes["extract"] = f"extraction failed: {exc}"
-        return None
-    return parse_extraction(response.text)
+        """Close every store's connections; they reopen on next use."""
+        await self.stores.aclose()
 
 
 def _window(ns: Namespace, who: Who) -> str:
@@ -701,12 +542,6 @@ def _no_turns(ns: Namespace) -> str:
     return f"empty: no earlier turns in {ns.key}"
 
 
-def _message(turn: Turn) -> Message:
-    if turn.role == "summary":  # a user message: not every chat template takes two systems
-        return {"role": "user", "content": f"(Summary of our earlier conversation)\n{turn.content}"}
-    return {"role": turn.role, "content": turn.content}
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -716,33 +551,4 @@ def _text(value: Any) -> str:
 
 
 def _stamped(relation: Any, agent: str, run_id: str, now: float) -> Any:
-    from dataclasses import replace
-
     return replace(relation, agent=agent, run_id=run_id, ts=now)
-
-
-def _render(
-    spec: MemoryPolicySpec,
-    query: str,
-    scored: Sequence[Scored],
-    relations: Sequence[str],
-    episodes: Sequence[Mapping[str, Any]],
-) -> str:
-    if spec.inject.template is not None:
-        from runtime.memory.inject import render_template
-
-        return render_template(spec.inject.template, query, scored, relations, episodes)
-    parts: list[str] = []
-    if scored:
-        lines = [f"- {s.memory.text}" for s in scored]
-        parts.append("What you remember that may help (most relevant first):\n" + "\n".join(lines))
-    if relations:
-        parts.append("What you know about the things mentioned:\n" + "\n".join(
-            f"- {r}" for r in relations
-        ))
-    if episodes:
-        lines = [
-            f"- {e.get('status')}: {str(e.get('text', ''))[:300]}" for e in episodes
-        ]
-        parts.append("Past runs like this one:\n" + "\n".join(lines))
-    return "\n\n".join(parts)

@@ -454,7 +454,7 @@ async def _http(server: McpServer) -> AsyncIterator[TransportStreams]:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    from runtime.executor import resolve_env
+    from runtime.envrefs import resolve_env
 
     assert server.url is not None
     headers = resolve_env(server.headers)
@@ -514,7 +514,7 @@ class _EndSignal:
 
 
 def _environment(extra: Mapping[str, str]) -> dict[str, str]:
-    from runtime.executor import resolve_env
+    from runtime.envrefs import resolve_env
 
     env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
     env.update(resolve_env(dict(extra)))

@@ -130,7 +130,8 @@ async def test_search_gives_whole_memories_best_first_with_relevance(store: Vect
         agent="ops",
         run_id="run-7",
         created_at=1_700_000_000.5,
-        expires_at=time.time() + 3600,
+        # chroma keeps 16 significant digits: a time with fewer round-trips exactly
+        expires_at=round(time.time()) + 3600.25,
         importance=0.9,
         meta={"source": "wiki", "page": 12, "score": 0.25, "pinned": True},
     )
@@ -208,6 +209,17 @@ async def test_expired_memories_are_never_found(store: VectorStore) -> None:
     assert [m.id for m, _ in found] == ["live"]
     # still stored until deleted: get and count see it
     assert await store.count(NS) == 2
+
+
+async def test_many_expired_near_the_query_still_leave_k_live_ones(store: VectorStore) -> None:
+    now = time.time()
+    expired = [memory(f"password rotation note {i}", expires_at=now - 10) for i in range(12)]
+    live = [memory(f"password policy {word}", id=word) for word in ("alpha", "beta", "gamma")]
+    other = memory("an unrelated remark about sandwiches", id="lunch")
+    await store.add(NS, [*expired, *live, other])
+    found = await store.search(NS, "password rotation note", 3)
+    assert sorted(m.id for m, _ in found) == ["alpha", "beta", "gamma"]
+    assert len(await store.search(NS, "password rotation note", 10)) == 4
 
 
 async def test_get_is_oldest_first_with_limit_and_offset(store: VectorStore) -> None:
@@ -404,7 +416,7 @@ async def test_concurrent_writers_lose_nothing_and_share_commits(
 
     async def write(w: int) -> None:
         for i in range(each):
-            await store.add(NS, [memory(f"writer {w} note {i}", id=f"w{w}-{i}")])
+            await store.add(NS, [memory(f"writer note w{w}x{i}", id=f"w{w}-{i}")])
 
     async with anyio.create_task_group() as group:
         for w in range(writers):
@@ -414,7 +426,7 @@ async def test_concurrent_writers_lose_nothing_and_share_commits(
     assert listed == {f"w{w}-{i}" for w in range(writers) for i in range(each)}
     assert sum(upserts) == writers * each
     assert len(upserts) < writers * each  # writes were grouped
-    [(found, _)] = await store.search(NS, "writer 7 note 11", 1)
+    [(found, _)] = await store.search(NS, "w7x11", 1)
     assert found.id == "w7-11"
 
 
@@ -429,6 +441,17 @@ async def test_concurrent_writers_to_many_namespaces(store: VectorStore) -> None
         for name, w in itertools.product(names, range(3)):
             group.start_soon(write, name, w)
     assert await store.namespaces() == {name: 15 for name in names}
+
+
+async def test_an_add_cancelled_before_its_commit_writes_nothing(store: VectorStore) -> None:
+    assert isinstance(store, ChromaStore | ChromaServerStore)
+    async with store._commit_lock:  # as if a commit were running: the add waits its turn
+        async with anyio.create_task_group() as group:
+            group.start_soon(store.add, NS, [memory("never written", id="cancelled")])
+            await anyio.wait_all_tasks_blocked()
+            group.cancel_scope.cancel()
+    await store.add(NS, [memory("written", id="kept")])
+    assert [m.id for m in await store.get(NS)] == ["kept"]
 
 
 async def test_a_batch_larger_than_chromas_limit_is_split(store: VectorStore) -> None:
@@ -463,6 +486,7 @@ async def test_embedded_collections_are_namespace_slugs_with_their_embedder(
     tmp_path: Path,
 ) -> None:
     import chromadb
+    from chromadb.api.client import Client
 
     namespace = Namespace(policy="notes", tenant="alice", scope="user", owner="alice")
     store = ChromaStore(tmp_path / "chroma", get_embedder(HASHING))
@@ -470,6 +494,7 @@ async def test_embedded_collections_are_namespace_slugs_with_their_embedder(
     await store.close()
     assert collection_name(namespace.key) == namespace.slug
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
+    assert isinstance(client, Client)
     try:
         [found] = client.list_collections()
         assert found.name == namespace.slug
@@ -529,15 +554,11 @@ async def test_embedded_data_survives_a_process_restart(tmp_path: Path) -> None:
         anyio.run(main)
         """
     )
-    written = subprocess.run(
-        [sys.executable, "-c", script, str(folder), NS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert written.returncode == 0, written.stderr
+    with anyio.fail_after(120):
+        written = await anyio.run_process(
+            [sys.executable, "-c", script, str(folder), NS], cwd=ROOT, check=False
+        )
+    assert written.returncode == 0, written.stderr.decode()
     store = ChromaStore(folder, get_embedder(HASHING))
     try:
         assert await store.count(NS) == 2
@@ -591,12 +612,12 @@ async def test_server_data_survives_a_server_restart(tmp_path: Path) -> None:
         store = ChromaServerStore(server.url, get_embedder(HASHING))
         try:
             await store.add(NS, [memory(text, id=f"m{i}") for i, text in enumerate(FACTS)])
-            server.stop()
+            await anyio.to_thread.run_sync(server.stop)
             with pytest.raises(StoreUnavailable) as down:
                 await store.count(NS)
             assert down.value.retryable is True
             assert server.url in str(down.value)
-            server.start(same_port=True)
+            await anyio.to_thread.run_sync(lambda: server.start(same_port=True))
             fresh = ChromaServerStore(server.url, get_embedder(HASHING))
             try:
                 assert await fresh.count(NS) == len(FACTS)

@@ -76,12 +76,13 @@ def test_rank_combines_relevance_recency_and_importance_with_the_policy_weights(
     # CrewAI's weights: recency lifts the newer memory above the older, better match
     ranked, _ = rank(hits, weights=Weights(), now=now, top_k=5)
     assert [s.memory.id for s in ranked] == ["new close", "old exact"]
-    assert ranked[0].score == pytest.approx((0.5 * 0.7 + 0.3 * 1.0 + 0.2 * 0.5) / 1.0)
+    # relevance counts relative to the best candidate's (0.9)
+    assert ranked[0].score == pytest.approx(0.5 * 0.7 / 0.9 + 0.3 * 1.0 + 0.2 * 0.5)
     # relevance alone: the better match wins
     only = Weights(relevance=1, recency=0, importance=0)
     ranked, _ = rank(hits, weights=only, now=now, top_k=5)
     assert [s.memory.id for s in ranked] == ["old exact", "new close"]
-    assert ranked[0].score == pytest.approx(0.9)
+    assert ranked[0].score == pytest.approx(1.0) and ranked[0].relevance == 0.9
 
 
 def test_min_score_filters_on_relevance_and_counts_what_it_dropped() -> None:

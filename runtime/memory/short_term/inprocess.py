@@ -3,9 +3,10 @@
 One instance serves every run of a process that keeps its memory in one folder
 (:meth:`InProcessShortTerm.from_settings` hands out the same one for the same ``root``), so
 two runs of an agent in one long-lived process share a session's window as they would
-through Redis, while programs (and tests) with their own memory folders stay apart. Expiry is lazy: a window past its TTL is dropped when
-something reads it, and now and then every expired window is swept, so namespaces that
-nobody reads again do not pile up.
+through Redis, while programs (and tests) with their own memory folders stay apart.
+
+Expiry is lazy: a window past its TTL is dropped when something reads it, and now and then
+every expired window is swept, so namespaces that nobody reads again do not pile up.
 """
 
 from __future__ import annotations
