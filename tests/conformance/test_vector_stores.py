@@ -672,3 +672,18 @@ async def test_errors_are_memory_store_errors(backend: Backend) -> None:
             await opened.add(NS, [memory("no id", id="")])
     finally:
         await opened.close()
+
+
+def test_the_public_api_is_pinned() -> None:
+    import runtime.memory.vector as package
+    import runtime.memory.vector.chroma as module
+
+    assert package.__all__ == ["ChromaServerStore", "ChromaStore"]
+    assert module.__all__ == [
+        "NEVER",
+        "SCHEMA_VERSION",
+        "WRITE_CHUNK",
+        "ChromaServerStore",
+        "ChromaStore",
+        "collection_name",
+    ]

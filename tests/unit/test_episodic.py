@@ -19,13 +19,8 @@ import pytest
 
 from runtime.embed import get_embedder
 from runtime.events import EventBus
-from runtime.memory.episodic import (
-    MAX_STEPS,
-    SCHEMA_VERSION,
-    Episode,
-    EpisodicStore,
-    episodes_from_events,
-)
+from runtime.memory.episodes import MAX_STEPS, Episode, episodes_from_events
+from runtime.memory.episodic import SCHEMA_VERSION, EpisodicStore
 from runtime.memory.records import DEFAULT_TENANT, MemoryStoreError
 from runtime.run import execute, prepare
 from runtime.trace import TraceStore

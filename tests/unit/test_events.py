@@ -47,7 +47,7 @@ def test_jsonl_writes_one_line_per_event_and_survives_odd_values() -> None:
 def test_env_references_in_model_params_are_read_at_run_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtime.executor import resolve_env
+    from runtime.envrefs import resolve_env
 
     monkeypatch.setenv("KILN_TEST_KEY", "s3cret")
     monkeypatch.delenv("KILN_TEST_MISSING", raising=False)

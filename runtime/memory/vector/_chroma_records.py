@@ -58,6 +58,7 @@ def collection_name(namespace: str, prefix: str | None = None) -> str:
 
 
 def record_metadata(memory: Memory) -> dict[str, Scalar]:
+    """The metadata of ``memory``'s record."""
     metadata: dict[str, Scalar] = {
         "kind": memory.kind,
         "agent": memory.agent,
@@ -72,6 +73,7 @@ def record_metadata(memory: Memory) -> dict[str, Scalar]:
 
 
 def to_memory(namespace: str, id: str, text: str | None, metadata: Mapping[str, Any]) -> Memory:
+    """The memory a record holds."""
     expires = float(metadata.get("expires_at", NEVER))
     return Memory(
         id=id,
@@ -93,7 +95,7 @@ def relevance(distance: float) -> float:
     return 0.0 if math.isnan(similarity) else min(1.0, max(0.0, similarity))
 
 
-def translate(exc: Exception, where: str) -> MemoryStoreError | None:
+def translate(exc: Exception, location: str) -> MemoryStoreError | None:
     """The :class:`MemoryStoreError` that ``exc``, raised by chromadb or its HTTP client,
     stands for; ``None`` for anything else (a bug: it propagates as it is)."""
     if isinstance(exc, MemoryStoreError):
@@ -102,37 +104,39 @@ def translate(exc: Exception, where: str) -> MemoryStoreError | None:
     from chromadb.errors import ChromaError
 
     if isinstance(exc, httpx.TransportError):
-        return StoreUnavailable(f"cannot reach the Chroma server at {where}: {exc!r}")
+        return StoreUnavailable(f"cannot reach the Chroma server at {location}: {exc!r}")
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code
         return MemoryStoreError(
-            f"the Chroma server at {where} answered {status}: {exc.response.text[:200]}",
+            f"the Chroma server at {location} answered {status}: {exc.response.text[:200]}",
             retryable=status == 429 or status >= 500,
         )
     if isinstance(exc, ChromaError):
         code = exc.code()
         return MemoryStoreError(
-            f"Chroma at {where}: {exc.name()}: {exc.message()}",
+            f"Chroma at {location}: {exc.name()}: {exc.message()}",
             retryable=code == 429 or code >= 500,
         )
     if isinstance(exc, OSError):
-        return StoreUnavailable(f"cannot open Chroma at {where}: {exc}", retryable=False)
+        return StoreUnavailable(f"cannot open Chroma at {location}: {exc}", retryable=False)
     if isinstance(exc, ValueError) and str(exc).startswith("Could not connect to a Chroma"):
         # how chromadb.HttpClient reports a refused connection (the httpx error is context)
-        return StoreUnavailable(f"cannot reach the Chroma server at {where}: {exc.__context__!r}")
+        return StoreUnavailable(
+            f"cannot reach the Chroma server at {location}: {exc.__context__!r}"
+        )
     return None
 
 
 @contextmanager
-def translated(where: str) -> Iterator[None]:
+def translated(location: str) -> Iterator[None]:
     """Raise chromadb's and httpx's exceptions as :class:`MemoryStoreError` (one place)."""
     try:
         yield
     except Exception as exc:
-        translated = translate(exc, where)
-        if translated is None or translated is exc:
+        error = translate(exc, location)
+        if error is None or error is exc:
             raise
-        raise translated from exc
+        raise error from exc
 
 
 def hits(namespace: str, result: QueryResult) -> list[tuple[Memory, float]]:
@@ -159,16 +163,18 @@ def page(namespace: str, found: Collection, *, limit: int, offset: int) -> list[
     wanted = [id for id, _ in order[offset : offset + limit]]
     if not wanted:
         return []
-    page = found.get(ids=wanted, include=["documents", "metadatas"])
-    documents = page["documents"] or []
+    chosen = found.get(ids=wanted, include=["documents", "metadatas"])
+    documents = chosen["documents"] or []
+    metadatas = chosen["metadatas"] or []
     by_id = {
-        id: to_memory(namespace, id, documents[i], (page["metadatas"] or [])[i] or {})
-        for i, id in enumerate(page["ids"])
+        id: to_memory(namespace, id, documents[i], metadatas[i] or {})
+        for i, id in enumerate(chosen["ids"])
     }
     return [by_id[id] for id in wanted if id in by_id]
 
 
 def where(key: str, operator: str, value: float) -> Where:
+    """A one-comparison metadata filter: ``{key: {operator: value}}``."""
     return cast("Where", {key: {operator: float(value)}})
 
 
@@ -184,6 +190,8 @@ def delete_matching(
     expired_at: float | None,
     size: Callable[[], int],
 ) -> int:
+    """Delete the records of ``ids``, or created before ``before``, or expired at
+    ``expired_at``, ``size()`` at a time; how many there were."""
     doomed: set[str] = set()
     if ids:
         doomed.update(found.get(ids=list(dict.fromkeys(ids)), include=[])["ids"])
@@ -201,6 +209,7 @@ def delete_matching(
 
 
 def close_client(client: ClientAPI) -> None:
+    """Release ``client`` and what chromadb forgets to."""
     # chromadb 1.5's HTTP API never closes its httpx sessions, and an HttpClient has two: its
     # own and its internal admin client's (a System of its own, made to check the tenant).
     # Once a session's System is stopped (no client shares it), close it here, or its pooled
@@ -216,6 +225,7 @@ def close_client(client: ClientAPI) -> None:
 
 
 def client_settings() -> Any:
+    """chromadb's settings for our clients: no telemetry."""
     from chromadb.config import Settings
 
     return Settings(anonymized_telemetry=False)
