@@ -68,9 +68,12 @@ class VectorStore(Protocol):
         An id that exists is replaced."""
         ...
 
-    async def search(self, namespace: str, query: str, k: int) -> list[tuple[Memory, float]]:
+    async def search(
+        self, namespace: str, query: str, k: int, *, now: float | None = None
+    ) -> list[tuple[Memory, float]]:
         """Up to ``k`` memories nearest ``query``, best first, with their relevance: cosine
-        similarity clamped to 0..1. Expired memories are left out."""
+        similarity clamped to 0..1. Memories expired at ``now`` (default: the clock) are
+        left out."""
         ...
 
     async def get(self, namespace: str, *, limit: int = 100, offset: int = 0) -> list[Memory]:

@@ -201,7 +201,7 @@ class MemoryService:
         store = self.stores.vector(policy)
         retrieval = spec.retrieval
         k = top_k or retrieval.top_k
-        hits = await store.search(ns.key, query, k * _OVERFETCH) if query.strip() else []
+        hits = await store.search(ns.key, query, k * _OVERFETCH, now=now) if query.strip() else []
         weights = Weights(
             relevance=retrieval.weights.relevance,
             recency=retrieval.weights.recency,

@@ -209,6 +209,11 @@ async def test_expired_memories_are_never_found(store: VectorStore) -> None:
     assert [m.id for m, _ in found] == ["live"]
     # still stored until deleted: get and count see it
     assert await store.count(NS) == 2
+    # expiry is judged at the caller's time when it gives one (a run's clock, a replay)
+    earlier = await store.search(NS, "password", 5, now=now - 60)
+    assert sorted(m.id for m, _ in earlier) == ["gone", "live"]
+    later = await store.search(NS, "password", 5, now=now + 7200)
+    assert later == []
 
 
 async def test_many_expired_near_the_query_still_leave_k_live_ones(store: VectorStore) -> None:

@@ -353,23 +353,27 @@ class _ChromaVectorStore:
 
     # --- reads -----------------------------------------------------------------------
 
-    async def search(self, namespace: str, query: str, k: int) -> list[tuple[Memory, float]]:
-        """Up to ``k`` unexpired memories nearest ``query``, best first, with relevance
-        ``1 - cosine distance`` clamped to 0..1. A blank query, or one with nothing the
-        embedder can represent, finds nothing."""
+    async def search(
+        self, namespace: str, query: str, k: int, *, now: float | None = None
+    ) -> list[tuple[Memory, float]]:
+        """Up to ``k`` memories nearest ``query`` not expired at ``now`` (default: the
+        clock), best first, with relevance ``1 - cosine distance`` clamped to 0..1. A blank
+        query, or one with nothing the embedder can represent, finds nothing."""
         _check_namespace(namespace)
         if k <= 0 or not query.strip():
             return []
-        action = partial(self._checked, namespace, partial(self._query, namespace, query, k))
+        at = time.time() if now is None else now
+        action = partial(
+            self._checked, namespace, partial(self._query, namespace, query, k, at)
+        )
         return await self._run(self._on_collection, namespace, action, [], create=False)
 
     def _query(
-        self, namespace: str, query: str, k: int, found: Collection
+        self, namespace: str, query: str, k: int, now: float, found: Collection
     ) -> list[tuple[Memory, float]]:
         vector = self._embedder.embed([query])
         if not vector.any():
             return []
-        now = time.time()
         # A metadata filter costs Chroma time in proportion to the whole database, not the
         # collection (measured: +0.7 ms at 1k memories, +4.6 ms at 10k; a query without one
         # takes 1.5 ms). Expired memories are few (they are purged), so ask for twice k
