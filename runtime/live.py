@@ -358,7 +358,8 @@ class LiveView:
                     continue
                 score = item.get("score")
                 head = f"    {score:.2f} " if isinstance(score, float) else "    "
-                text = f"[{item.get('store')}] {self._value(item.get('text', ''))}"
+                flat = " ".join(str(item.get("text", "")).split())  # one line per item
+                text = f"[{item.get('store')}] {self._value(flat)}"
                 lines.append(Text(head + text, "dim"))
         return lines
 

@@ -25,7 +25,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from runtime.redact import redact
 
 __all__ = [
     "MemoryCache",
@@ -204,18 +206,6 @@ class RedisCache:
         if self._down_until is not None:
             self._down_until = None
             self._warn(f"tool cache {redact(self.url)} is back")
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")

@@ -25,6 +25,7 @@ from runtime.llm.types import ModelBackend, ModelRequest, ModelResponse
 from runtime.memory.service import Who
 from runtime.run import Prepared, execute, prepare
 from runtime.trace import TraceStore
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 from tests.runtime_kit import FAST
 
 REPO = Path(__file__).resolve().parents[2]
@@ -316,6 +317,41 @@ def test_the_window_is_summarised_when_it_outgrows_the_policy(tmp_path: Path) ->
     request = [r for r in chat.seen if r.purpose in ("act", "final")][-1]
     assert "Summary of our earlier conversation" in str(request.messages[1]["content"])
     assert any(r.purpose == "summarize" for r in chat.seen)
+
+
+def test_a_conversation_on_redis_outlives_the_process_that_had_it(
+    tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    folder, script = _policy(tmp_path, f"""
+        short_term: {{backend: redis, url: "{redis_server.url}", max_messages: 10}}
+    """)  # fmt: skip
+    first = Chat(folder, script, tmp_path, trace=False)
+    first.say("my locker is number 42", session="gym")
+    # another program (a new process, another machine) on the same server and session
+    second = Chat(folder, script, tmp_path / "elsewhere", trace=False)
+    read = second.say("which locker is mine?", session="gym").read()
+    assert read["turns"] == 2
+    request = [r for r in second.seen if r.purpose in ("act", "final")][-1]
+    assert "my locker is number 42" in [m.get("content") for m in request.messages]
+    assert second.say("which locker?", session="pool").read()["turns"] == 0
+
+
+def test_kiln_memory_forget_by_id_and_by_age(chat: Chat) -> None:
+    chat.say("My bike is blue.", user="dan")
+    chat.say("My car is red.", user="dan")
+    where = ["--memory-dir", str(chat.memory), "--runs-db", str(chat.db)]
+    who = [str(CHAT), "--agent", "concierge", "--user", "dan", *where]
+    found = json.loads(_kiln("memory", "query", "bike", *who, "--json").stdout)
+    bike = next(i for i in found["items"] if i["store"] == "vector" and "bike" in i["text"])
+    gone = _kiln("memory", "forget", *who, "--id", bike["id"], "--json")
+    assert json.loads(gone.stdout)["forgotten"]["vector"] == 1
+    after = json.loads(_kiln("memory", "query", "bike", *who, "--json").stdout)
+    assert bike["id"] not in [i.get("id") for i in after["items"]]
+    everything = _kiln("memory", "forget", *who, "--before", "2999-01-01", "--json")
+    assert json.loads(everything.stdout)["forgotten"]["vector"] >= 2  # the car's memories
+    bad = _kiln("memory", "forget", *who, "--before", "last tuesday")
+    assert bad.returncode == 2 and "not an ISO 8601 date" in bad.stderr
 
 
 def test_a_session_scope_without_a_session_says_so(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
+from runtime.redact import redact
 from runtime.tools.box import BuiltinExecutor, ToolBox, ToolError, ToolOutcome, bind
 from runtime.tools.cache import (
     MemoryCache,
@@ -15,7 +16,6 @@ from runtime.tools.cache import (
     cache_from_url,
     cache_key,
     canonical_json,
-    redact,
 )
 from specs import Tool
 

@@ -26,7 +26,6 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio.lowlevel
 import redis.asyncio
@@ -37,6 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.memory.records import MemoryStoreError, StoreUnavailable, Turn
+from runtime.redact import redact
 
 if TYPE_CHECKING:
     from runtime.memory.registry import StoreSettings
@@ -77,18 +77,6 @@ local n = redis.call('LLEN', KEYS[1])
 redis.call('DEL', KEYS[1])
 return n
 """
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def _glob_escape(text: str) -> str:
@@ -168,7 +156,7 @@ class RedisShortTerm:
             ]
         except (ValueError, KeyError, TypeError) as exc:
             raise MemoryStoreError(
-                f"the Redis key {key!r} at {_redact(self.url)} holds something that is not "
+                f"the Redis key {key!r} at {redact(self.url)} holds something that is not "
                 f"a conversation window ({type(exc).__name__}: {exc})"
             ) from exc
 
@@ -184,7 +172,7 @@ class RedisShortTerm:
             done = int(await self._compact(keys=[key], args=args))
         if done < 0:
             raise MemoryStoreError(
-                f"the Redis key {key!r} at {_redact(self.url)} holds something that is not "
+                f"the Redis key {key!r} at {redact(self.url)} holds something that is not "
                 "a conversation window (an element is not a JSON turn)"
             )
         return done == 1
@@ -236,7 +224,7 @@ class RedisShortTerm:
     @contextmanager
     def _translated(self, key: str | None) -> Iterator[None]:
         """redis-py's exceptions as memory store errors, here and nowhere else."""
-        where = _redact(self.url)
+        where = redact(self.url)
         try:
             yield
         except AuthenticationError as exc:  # a wrong password: trying again will not help
