@@ -332,16 +332,28 @@ class SqliteShortTerm:
                 f"cannot create the folder of the short-term store {self._path}: {exc}",
                 retryable=False,
             ) from None
-        # autocommit mode: transactions are begun explicitly, IMMEDIATE for writes
-        db = sqlite3.connect(
-            self._path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
-        )
-        try:
-            self._prepare(db)
-        except BaseException:
-            db.close()
-            raise
-        return db
+        # SQLite answers "database is locked" at once, without its busy handler, to some of
+        # what opening does while another process creates the file or switches it to WAL
+        # (seen under load: two processes opening a new store together): retry until the
+        # timeout, as the busy handler would.
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            # autocommit mode: transactions are begun explicitly, IMMEDIATE for writes
+            db = sqlite3.connect(
+                self._path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+            )
+            try:
+                self._prepare(db)
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+                continue
+            except BaseException:
+                db.close()
+                raise
+            return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         """Check the file is a kiln short-term store (or a new, empty one) before writing
