@@ -33,8 +33,10 @@ from runtime.events import EventBus
 from runtime.inputs import bind_inputs
 from runtime.llm.gateway import Gateway
 from runtime.llm.types import ModelError, ModelRequest, ModelResponse, Usage
+from runtime.memory import steps
 from runtime.memory.records import MemoryStoreError
-from runtime.memory.service import MemoryService, Observation, Recall, Who
+from runtime.memory.service import MemoryService, Recall, Who
+from runtime.memory.steps import Sightings
 from runtime.tools import (
     Approver,
     BoundTool,
@@ -121,32 +123,7 @@ class _Run:
     who: Who = Who()
     tasks: dict[str, TaskResult] = field(default_factory=dict)
     #: (agent, task) -> the tool results it saw, for ``remember: [tool_observations]``
-    seen: _Seen | None = None
-
-
-class _Seen:
-    """A bus sink pairing each agent action with its tool's result, per agent run."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, tuple[str, Any]] = {}
-        self.results: dict[tuple[str, str | None], list[Observation]] = {}
-
-    def __call__(self, event: Any) -> None:
-        if event.type == "agent.action":
-            self.calls[str(event.data.get("call_id"))] = (
-                str(event.data.get("tool")),
-                event.data.get("input"),
-            )
-        elif event.type == "tool.result" and event.data.get("status") == "ok":
-            call = self.calls.pop(str(event.data.get("call_id")), None)
-            if call is not None:
-                observation = Observation(
-                    tool=call[0], input=call[1], output=event.data.get("output")
-                )
-                self.results.setdefault((event.agent or "", event.task), []).append(observation)
-
-    def take(self, agent: str, task: str | None) -> list[Observation]:
-        return self.results.pop((agent, task), [])
+    seen: Sightings | None = None
 
 
 class Runner:
@@ -227,7 +204,7 @@ class Runner:
             who=who or Who(),
         )
         if self.memory is not None and any(n.kind == "memory_read" for n in graph.nodes):
-            state.seen = _Seen()
+            state.seen = Sightings()
             bus.add(state.seen)
         bus.emit(
             "run.start",
@@ -416,42 +393,20 @@ class Runner:
     ) -> Recall | None:
         policy = str(memory.spec).partition("/")[2]
         crew = memory.attrs.get("crew")
-        started = time.perf_counter()
-        if self.memory is None:
-            state.bus.emit(
-                "memory.read",
+        try:
+            return await steps.recall(
+                self.memory,
+                state.bus,
+                policy=policy,
+                crew=str(crew) if crew else None,
                 agent=agent,
                 task=task,
-                policy=policy,
-                items=[],
-                reason="memory is off in this run",
-            )
-            return None
-        try:
-            recall = await self.memory.recall(
-                policy=policy,
-                agent=agent,
-                query=prompt,
+                prompt=prompt,
                 who=state.who,
                 run_id=state.run_id,
-                crew=str(crew) if crew else None,
             )
         except MemoryStoreError as exc:
             raise self._memory_failed("read", policy, agent, task, exc, state) from None
-        state.bus.emit(
-            "memory.read",
-            agent=agent,
-            task=task,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            policy=policy,
-            namespace=recall.namespace,
-            query=prompt,
-            items=list(recall.items),
-            turns=len(recall.history),
-            stores=dict(recall.stores),
-            reason=recall.reason,
-        )
-        return recall
 
     async def _remember(
         self,
@@ -466,7 +421,6 @@ class Runner:
             return
         policy = str(memory.spec).partition("/")[2]
         crew = memory.attrs.get("crew")
-        started = time.perf_counter()
 
         async def ask(models: tuple[str, ...], request: ModelRequest) -> ModelResponse:
             response = await self.gateway.complete(models, request)
@@ -474,28 +428,23 @@ class Runner:
             return response
 
         try:
-            written = await self.memory.remember(
+            await steps.remember(
+                self.memory,
+                state.bus,
                 policy=policy,
+                crew=str(crew) if crew else None,
                 agent=agent,
                 task=task,
                 prompt=prompt,
                 answer=answer,
                 who=state.who,
                 run_id=state.run_id,
-                crew=str(crew) if crew else None,
                 observations=state.seen.take(agent, task) if state.seen is not None else (),
                 models=self.models_for_agent(agent),
                 ask=ask,
             )
         except MemoryStoreError as exc:
             raise self._memory_failed("write", policy, agent, task, exc, state) from None
-        state.bus.emit(
-            "memory.write",
-            agent=agent,
-            task=task,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            **written,
-        )
 
     def _memory_failed(
         self,
@@ -506,22 +455,11 @@ class Runner:
         exc: MemoryStoreError,
         state: _Run,
     ) -> _Failed:
-        error = f"memory policy {policy!r} could not {what}: {exc}"
-        state.bus.emit(
-            f"memory.{what}",  # type: ignore[arg-type]
-            agent=agent,
-            task=task,
-            policy=policy,
-            items=[],
-            error=error,
-            code=exc.code,
-            retryable=exc.retryable,
-        )
-        outcome = AgentOutcome(status="failed", error=error)
+        error = steps.failed(state.bus, what, policy=policy, agent=agent, task=task, exc=exc)
         if task is not None:
             state.tasks[task] = TaskResult(status="failed", error=error)
             state.bus.emit("task.complete", task=task, agent=agent, status="failed", error=error)
-        return _Failed(task or "", outcome)
+        return _Failed(task or "", AgentOutcome(status="failed", error=error))
 
     async def _agent(
         self,

@@ -435,6 +435,39 @@ def test_a_crew_with_shared_memory_reads_what_any_member_wrote(tmp_path: Path) -
     assert any("harbour flooded" in i["text"] and i["agent"] == "reporter" for i in items)
 
 
+MANAGED = CREW.replace("process: sequential", "process: hierarchical\n  manager: chief") + """
+---
+apiVersion: kiln/v1
+kind: Agent
+metadata: {name: chief}
+spec: {instructions: Run the newsroom.}
+"""
+
+MANAGED_SCRIPT = CREW_SCRIPT + """
+chief:
+  - thought: the report first
+    tool: task_report
+    input: {}
+  - thought: then the edit
+    tool: task_edit
+    input: {}
+  - thought: done
+    final: Published.
+"""
+
+
+def test_tasks_a_manager_hands_out_share_the_crews_memory(tmp_path: Path) -> None:
+    folder = _write(tmp_path, MANAGED)
+    script = tmp_path / "crew.script.yaml"
+    script.write_text(MANAGED_SCRIPT, encoding="utf-8")
+    chat = Chat(folder, script, tmp_path, crew="newsroom", trace=False)
+    ran = chat.say("floods")
+    assert ran.result.ok, ran.result.error
+    edit = next(e for e in ran.events if e.type == "memory.read" and e.task == "edit")
+    assert any("harbour flooded" in i["text"] for i in edit.data["items"])
+    assert {e.agent for e in ran.events if e.type == "memory.write"} == {"reporter", "editor"}
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     folder = tmp_path / "specs"
     folder.mkdir(parents=True, exist_ok=True)
