@@ -13,6 +13,10 @@ class ShortTermMemory(Model):
     #: ``sqlite`` (the default) keeps a session's turns across kiln processes on one
     #: machine; ``inprocess`` only within one process; ``redis`` across machines
     backend: Literal["sqlite", "inprocess", "redis"] = "sqlite"
+    #: the sqlite file (relative to the spec's file; default ``short_term.db`` in the
+    #: memory folder)
+    path: str | None = None
+    #: the Redis server (default ``redis://127.0.0.1:6379/0``)
     url: str | None = None
     max_messages: int = Field(50, ge=1, le=100_000)
     max_tokens: int | None = Field(None, ge=1, le=100_000_000)

@@ -74,7 +74,7 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K4018", "error", "unknown OpenAPI operation", "An openapi tool lists in operations an operationId that its document does not have."),
     Code("K4019", "error", "OpenAPI operation unusable", "An operation of an openapi tool's document cannot become a tool: a $ref that points outside the document, to nothing, or back to itself; two operations or two parameters with one name; a required body that is not JSON; schemas that are not valid JSON Schema."),
     Code("K4020", "error", "tool name taken twice", "Two tools would be offered to models under the same name: a spec named like an operation another spec imports (<spec>__<operation>)."),
-    Code("K4021", "error", "memory store unusable", "A memory policy names an embedder kiln does not know (default, hashing, hashing/<dim>, sentence, sentence/<model>, litellm/<model>), or keeps memory on a server backend (chroma-server, neo4j) without saying where the server is."),
+    Code("K4021", "error", "memory store unusable", "A memory policy names an embedder kiln does not know (default, hashing, hashing/<dim>, sentence, sentence/<model>, litellm/<model>), or keeps memory on a server backend (chroma-server, neo4j) without saying where the server is, or gives a server address with a scheme its backend does not speak (redis://, http://, bolt:// or neo4j://)."),
     # -- warnings ------------------------------------------------------------------------
     Code("K5001", "warning", "unused tool", "A Tool spec that no agent lists and no agent can discover."),
     Code("K5002", "warning", "unused memory policy", "A MemoryPolicy that no agent or crew uses."),

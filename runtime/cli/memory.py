@@ -133,6 +133,9 @@ def _who(args: argparse.Namespace) -> Who:
     from runtime.memory.records import DEFAULT_TENANT
     from runtime.memory.service import Who
 
+    for flag, value in (("--user", args.user), ("--session", args.session)):
+        if value is not None and not value.strip():
+            raise _Usage(f"{flag} needs an id, not a blank")
     return Who(tenant=args.user or DEFAULT_TENANT, session=args.session)
 
 
@@ -156,6 +159,8 @@ def _policy(program: Program, args: argparse.Namespace) -> tuple[str, str | None
         return policy, args.crew
     if own is None:
         raise _Usage(f"agent {agent!r} has no memory policy (spec.memory)")
+    if program.policy(own).spec.scope == "session" and args.session is None:
+        raise _Usage(f"memory policy {own!r} keeps memory per session: give --session ID")
     return own, None
 
 
@@ -225,6 +230,8 @@ async def _forget(program: Program, args: argparse.Namespace) -> int:
         counts = await service.forget(
             policy=policy,
             namespace=namespace,
+            agent=args.agent,
+            session=args.session,
             ids=args.id,
             before=before,
             expired=args.expired,
@@ -234,9 +241,12 @@ async def _forget(program: Program, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"namespace": namespace.key, "forgotten": counts}))
         return EXIT_OK
+    from runtime.memory.records import plural
+
     total = sum(counts.values())
     detail = ", ".join(f"{store} {n}" for store, n in counts.items()) or "no store"
-    print(f"forgot {total} items in {namespace.key} ({detail})")
+    where = namespace.key + (f", session {args.session}" if args.session else "")
+    print(f"forgot {plural(total, 'item')} in {where} ({detail})")
     return EXIT_OK
 
 
@@ -250,22 +260,39 @@ async def _list(program: Program, args: argparse.Namespace) -> int:
         policies = [_policy(program, args)[0]]
     else:
         policies = sorted(program.policies)
+    who = _who(args)
     service = _service(program, args)
     found: dict[str, dict[str, dict[str, int]]] = {}
     try:
         for policy in policies:
-            found[policy] = await service.namespaces(policy)
+            spaces = await service.namespaces(policy)
+            found[policy] = {k: v for k, v in spaces.items() if _shown(k, args, who.tenant)}
     finally:
         await service.aclose()
     if args.json:
         print(json.dumps(found, indent=2))
         return EXIT_OK
+    from runtime.memory.records import plural
+
     for policy, spaces in found.items():
-        print(f"policy {policy}: {len(spaces)} namespaces")
+        print(f"policy {policy}: {plural(len(spaces), 'namespace')}")
         for key in sorted(spaces):
             counts = ", ".join(f"{store} {n}" for store, n in sorted(spaces[key].items()))
             print(f"  {key}  {counts}")
     return EXIT_OK
+
+
+def _shown(key: str, args: argparse.Namespace, tenant: str) -> bool:
+    """Whether ``list`` shows the namespace ``key`` for ``--user`` and ``--crew``."""
+    from runtime.memory.records import Namespace
+
+    try:
+        ns = Namespace.parse(key.partition("#")[0])  # a session's window: its namespace
+    except ValueError:
+        return False
+    if args.user is not None and ns.tenant != tenant:
+        return False
+    return args.crew is None or (ns.scope == "crew" and ns.owner == args.crew)
 
 
 def _cut(text: str, width: int = 100) -> str:

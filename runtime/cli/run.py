@@ -121,6 +121,9 @@ def run_command(args: argparse.Namespace) -> int:
     pool = _pool(args.pool)
     if isinstance(pool, str):
         return _fail(pool, EXIT_USAGE, as_json=args.json)
+    for flag, value in (("--user", args.user), ("--session", args.session)):
+        if value is not None and not value.strip():
+            return _fail(f"{flag} needs an id, not a blank", EXIT_USAGE, as_json=args.json)
     if args.sandbox == "none" and not args.unsafe:
         message = "--sandbox none runs tool code without isolation: add --unsafe to mean it"
         return _fail(message, EXIT_USAGE, as_json=args.json)

@@ -119,8 +119,9 @@ _PROMPT_HEAD = (
 _PROMPT_PARTS: Final = {
     "facts": (
         '- "facts": what the user says about themselves (name, home, work, family, '
-        'preferences, plans), each a short sentence in the third person ("The user lives '
-        'in Lisbon.") with an "importance" from 0 (trivia) to 1 (essential).'
+        "preferences, plans), each a short sentence in the third person that starts with "
+        '"The user", with an "importance" from 0 (trivia) to 1 (essential). Never a fact '
+        "the text does not state."
     ),
     "entities": (
         '- "entities": the people, places, organizations and things named in the text, '

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from runtime.memory.records import MemoryStoreError
 from runtime.memory.scoring import Scored
 
 if TYPE_CHECKING:
@@ -34,7 +35,12 @@ def render_template(
     memories: list[dict[str, Any]] = [{"store": "vector", **s.as_json()} for s in scored]
     memories.extend({"store": "graph", "text": r} for r in relations)
     memories.extend({"store": "episodic", **e} for e in episodes)
-    return environment().from_string(source).render(memories=memories, query=query).strip()
+    try:
+        return environment().from_string(source).render(memories=memories, query=query).strip()
+    except Exception as exc:  # noqa: BLE001 - the policy's template, never kiln's crash
+        raise MemoryStoreError(
+            f"its inject.template cannot be rendered: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def render(

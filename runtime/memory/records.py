@@ -36,6 +36,7 @@ __all__ = [
     "Turn",
     "new_id",
     "normalise_name",
+    "plural",
 ]
 
 ScopeKind = Literal["agent", "user", "session", "crew"]
@@ -238,3 +239,10 @@ class EmbedderMismatch(MemoryStoreError):
     vectors would return garbage, so it is refused."""
 
     code = "embedder_mismatch"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 memory``, ``2 memories``, ``3 past runs``."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"

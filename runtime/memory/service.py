@@ -27,8 +27,8 @@ from runtime.memory.records import (
     MemoryKind,
     Namespace,
     Turn,
+    plural,
 )
-from runtime.memory.registry import StoreKind
 from runtime.memory.scoring import Scored, Weights, rank
 from runtime.memory.stores import Stores
 
@@ -162,7 +162,7 @@ class MemoryService:
             history = [turn_message(t) for t in turns]
             stores["short_term"] = {
                 "turns": len(turns),
-                "reason": f"{len(turns)} earlier turns" if turns else _no_turns(ns),
+                "reason": plural(len(turns), "earlier turn") if turns else _no_turns(ns),
             }
         scored: list[Scored] = []
         if spec.vector is not None:
@@ -213,14 +213,14 @@ class MemoryService:
         )
         info: dict[str, Any] = {"found": len(scored), "searched": len(hits)}
         if scored:
-            info["reason"] = f"{len(scored)} of {len(hits)} candidates kept"
+            info["reason"] = f"{len(scored)} of {plural(len(hits), 'candidate')} kept"
         elif not query.strip():
             info["reason"] = "the query is empty"
         elif hits:
             best = max(relevance for _, relevance in hits)
             info["reason"] = (
-                f"all {under} candidates scored under min_score {retrieval.min_score:g} "
-                f"(best relevance {best:.2f})"
+                f"{'all ' if under > 1 else ''}{plural(under, 'candidate')} scored under "
+                f"min_score {retrieval.min_score:g} (best relevance {best:.2f})"
             )
         else:
             info["reason"] = await self._why_empty(store, ns)
@@ -239,9 +239,9 @@ class MemoryService:
         if mine:
             held = sum(mine.values())
             return (
-                f"nothing remembered in {ns.key}; scope filter: {held} memories of policy "
-                f"{ns.policy!r} for this user belong to {len(mine)} other scopes (other "
-                f"agents, sessions or crews), which scope {ns.scope!r} keeps apart"
+                f"nothing remembered in {ns.key}; scope filter: {plural(held, 'memory')} of "
+                f"policy {ns.policy!r} for this user belong to {plural(len(mine), 'other scope')}"
+                f" (other agents, sessions or crews), which scope {ns.scope!r} keeps apart"
             )
         return f"empty store: nothing remembered yet in {ns.key}"
 
@@ -262,9 +262,12 @@ class MemoryService:
         relations = await graph.neighbourhood(
             ns.key, names, depth=spec.graph.depth, limit=spec.graph.limit
         )
+        if spec.ttl_s:  # what was last said longer ago than the policy keeps things
+            oldest = self.clock() - spec.ttl_s
+            relations = [r for r in relations if not r.ts or r.ts >= oldest]
         texts = [r.as_text() for r in relations]
         reason = (
-            f"{len(texts)} relations around {', '.join(names)}"
+            f"{plural(len(texts), 'relation')} around {', '.join(names)}"
             if texts
             else f"{', '.join(names)} known, with no relations"
         )
@@ -278,7 +281,10 @@ class MemoryService:
         if store is None:
             return [], {"found": 0, "reason": "no trace store: runs are not recorded"}
         episodic = spec.episodic
-        since = now - episodic.within_days * 86_400 if episodic.within_days else None
+        limits = [now - episodic.within_days * 86_400] if episodic.within_days else []
+        if spec.ttl_s:  # past runs are forgotten with the rest of the policy's memories
+            limits.append(now - spec.ttl_s)
+        since = max(limits) if limits else None
         hits = await store.search(
             agent=agent,
             tenant=who.tenant,
@@ -289,11 +295,11 @@ class MemoryService:
         )
         found = [{**episode.as_json(), "relevance": round(score, 4)} for episode, score in hits]
         if found:
-            reason = f"{len(found)} past runs"
+            reason = plural(len(found), "past run")
         else:
             total = await store.count(agent=agent, tenant=who.tenant)
             reason = (
-                f"none of {total} past runs of {agent!r} for {who.tenant!r} passed the "
+                f"none of {plural(total, 'past run')} of {agent!r} for {who.tenant!r} passed the "
                 f"filters (status {list(episodic.status or ()) or 'any'}, within "
                 f"{episodic.within_days or 'any number of'} days)"
                 if total
@@ -471,32 +477,46 @@ class MemoryService:
         *,
         policy: str,
         namespace: Namespace,
+        agent: str,
+        session: str | None = None,
         ids: Sequence[str] | None = None,
         before: float | None = None,
         expired: bool = False,
-        stores: Sequence[StoreKind] = ("short_term", "vector", "graph"),
     ) -> dict[str, int]:
-        """Forget from each store the policy has: by ids, by age, the expired ones, or all
-        (no filter). Returns how many items each store dropped."""
+        """Forget what ``policy`` keeps in ``namespace``: by ids, by age or the expired ones
+        (vector memories), or everything (no filter): memories, entities, every
+        conversation window of the namespace and the agent's past runs for its user.
+        With ``session`` (and a scope other than ``session``), only that conversation's
+        window. Returns how many items each store dropped."""
         spec = self.program.policy(policy).spec
         key = namespace.key
         counts: dict[str, int] = {}
+        if session is not None and namespace.scope != "session":
+            if spec.short_term is not None:
+                window = _window(namespace, Who(tenant=namespace.tenant, session=session))
+                counts["short_term"] = await self.stores.short_term(policy).clear(window)
+            return counts
         everything = ids is None and before is None and not expired
-        if "vector" in stores and spec.vector is not None:
+        if spec.vector is not None:
             vector = self.stores.vector(policy)
             if everything:
                 counts["vector"] = await vector.delete(key)
             else:
                 counts["vector"] = await vector.delete(
-                    key,
-                    ids=ids,
-                    before=before,
-                    expired_at=self.clock() if expired else None,
+                    key, ids=ids, before=before, expired_at=self.clock() if expired else None
                 )
-        if everything and "short_term" in stores and spec.short_term is not None:
-            counts["short_term"] = await self.stores.short_term(policy).clear(key)
-        if everything and "graph" in stores and spec.graph is not None:
+        if not everything:
+            return counts
+        if spec.short_term is not None:
+            store = self.stores.short_term(policy)
+            windows = [w for w in await store.namespaces() if w == key or w.startswith(key + "#")]
+            counts["short_term"] = sum([await store.clear(w) for w in windows])
+        if spec.graph is not None:
             counts["graph"] = await self.stores.graph(policy).delete(key)
+        if spec.episodic is not None and spec.episodic.enabled:
+            episodic = await self.stores.episodic(spec.vector.embedder if spec.vector else None)
+            if episodic is not None:
+                counts["episodic"] = await episodic.delete(agent=agent, tenant=namespace.tenant)
         return counts
 
     async def namespaces(self, policy: str) -> dict[str, dict[str, int]]:

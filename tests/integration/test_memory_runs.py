@@ -238,6 +238,53 @@ def test_kiln_memory_query_explains_and_forget_forgets(chat: Chat) -> None:
     assert "empty store" in data["stores"]["vector"]["reason"]
 
 
+def test_forget_all_empties_every_window_and_past_run_of_the_namespace(chat: Chat) -> None:
+    chat.say("My locker code is 1234.", user="erin", session="monday")
+    chat.say("My bike is green.", user="erin")
+    where = ["--memory-dir", str(chat.memory), "--runs-db", str(chat.db)]
+    who = [str(CHAT), "--agent", "concierge", "--user", "erin", *where]
+    listed = json.loads(_kiln("memory", "list", *who, "--json").stdout)["personal"]
+    assert any("#" in key for key in listed)  # monday's window, beside the namespace's own
+    gone = json.loads(_kiln("memory", "forget", *who, "--all", "--json").stdout)["forgotten"]
+    assert gone["short_term"] == 4 and gone["episodic"] == 2 and gone["vector"] >= 2
+    assert json.loads(_kiln("memory", "list", *who, "--json").stdout)["personal"] == {}
+    after = json.loads(_kiln("memory", "query", "locker code", *who, "--json").stdout)
+    assert after["items"] == [] and after["turns"] == []
+
+
+def test_forget_with_a_session_forgets_only_that_conversation(chat: Chat) -> None:
+    chat.say("Let us plan the trip.", user="fay", session="trip")
+    chat.say("Let us plan the party.", user="fay", session="party")
+    where = ["--memory-dir", str(chat.memory), "--runs-db", str(chat.db)]
+    who = [str(CHAT), "--agent", "concierge", "--user", "fay", *where]
+    gone = _kiln("memory", "forget", *who, "--session", "trip", "--all", "--json")
+    assert json.loads(gone.stdout)["forgotten"] == {"short_term": 2}
+    query = ["memory", "query", "plan", *who, "--json", "--session"]
+    party = json.loads(_kiln(*query, "party").stdout)
+    assert len(party["turns"]) == 2
+    trip = json.loads(_kiln(*query, "trip").stdout)
+    assert trip["turns"] == []
+    assert any("trip" in i["text"] for i in trip["items"] if i["store"] == "vector")
+
+
+def test_memory_list_shows_one_users_namespaces_with_user(chat: Chat) -> None:
+    chat.say("hello", user="gus")
+    chat.say("hello", user="hal")
+    where = ["--memory-dir", str(chat.memory), "--runs-db", str(chat.db)]
+    listed = _kiln("memory", "list", str(CHAT), "--agent", "concierge", "--user", "gus",
+                   "--json", *where)  # fmt: skip
+    keys = list(json.loads(listed.stdout)["personal"])
+    assert keys and all("/gus/" in key for key in keys)
+
+
+def test_blank_user_or_session_ids_are_usage_errors(chat: Chat) -> None:
+    blank = _kiln("run", str(CHAT), "--user", " ", "--input", "hi", "--no-trace",
+                  "--model", f"scripted:{CHAT_SCRIPT}")  # fmt: skip
+    assert blank.returncode == 2 and "--user needs an id" in blank.stderr
+    query = _kiln("memory", "query", "x", str(CHAT), "--agent", "concierge", "--session", "")
+    assert query.returncode == 2 and "--session needs an id" in query.stderr
+
+
 def test_kiln_memory_refuses_unknown_agents_and_agents_without_memory(tmp_path: Path) -> None:
     unknown = _kiln("memory", "query", "x", str(CHAT), "--agent", "nobody")
     assert unknown.returncode == 2 and "no agent named 'nobody'" in unknown.stderr
@@ -361,6 +408,36 @@ def test_a_session_scope_without_a_session_says_so(tmp_path: Path) -> None:
     read = chat.say("second").read()
     assert read["turns"] == 0
     assert "no session named" in str(read["reason"])
+
+
+def test_ttl_forgets_relations_and_past_runs_too(tmp_path: Path) -> None:
+    folder, script = _policy(tmp_path, """
+        ttl_s: 1
+        short_term: null
+        vector: {backend: chroma}
+        graph: {backend: networkx}
+        episodic: {top_k: 3}
+        remember: [final_answers, user_facts]
+    """)  # fmt: skip
+    chat = Chat(folder, script, tmp_path)
+    chat.say("My sister is called Mia. Mia lives in Oslo.")
+    fresh = chat.say("Where does Mia live?").read()
+    assert fresh["stores"]["graph"]["found"] >= 1 and fresh["stores"]["episodic"]["found"] >= 1
+    time.sleep(1.2)
+    stale = chat.say("Where does Mia live?").read()
+    assert stale["items"] == [], stale["items"]
+
+
+def test_an_inject_template_that_fails_names_the_policy(tmp_path: Path) -> None:
+    folder, script = _policy(tmp_path, """
+        short_term: null
+        vector: {backend: chroma}
+        inject: {template: "{{ memories[0].text }}"}
+    """)  # fmt: skip
+    ran = Chat(folder, script, tmp_path, trace=False).say("anything")
+    assert ran.result.status == "failed"
+    assert "memory policy 'notes' could not read" in str(ran.result.error)
+    assert "inject.template" in str(ran.result.error)
 
 
 def test_expired_memories_are_never_recalled_and_the_reason_says_so(tmp_path: Path) -> None:

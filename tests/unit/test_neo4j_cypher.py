@@ -19,9 +19,10 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import logging
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -490,16 +491,59 @@ def free_port() -> int:
         return port
 
 
-async def test_a_server_that_is_not_there_is_unavailable_and_retryable() -> None:
+@pytest.fixture
+def driver_log() -> Iterator[logging.Logger]:
+    """The driver's logger as nobody configured it, and as it was again afterwards."""
+    log = logging.getLogger(module.DRIVER_LOGGER)
+    level = log.level
+    log.setLevel(logging.NOTSET)
+    try:
+        yield log
+    finally:
+        log.setLevel(level)
+
+
+async def unreachable(retry_s: float) -> StoreUnavailable:
+    """What a merge into a server that is not there raises (the port is closed)."""
     uri = f"bolt://127.0.0.1:{free_port()}"
-    graph = Neo4jGraph(uri, "neo4j", "sup3r-secret", retry_s=0.2, connect_timeout_s=1.0)
+    graph = Neo4jGraph(uri, "neo4j", "sup3r-secret", retry_s=retry_s, connect_timeout_s=1.0)
     try:
         with pytest.raises(StoreUnavailable) as caught:
             await graph.merge("ns", [Entity(name="x")], [])
-        assert caught.value.retryable is True
-        assert uri in str(caught.value) and "sup3r-secret" not in str(caught.value)
     finally:
         await graph.close()
+    assert caught.value.retryable is True
+    assert uri in str(caught.value) and "sup3r-secret" not in str(caught.value)
+    return caught.value
+
+
+async def test_a_server_that_is_not_there_is_unavailable_and_retryable(
+    driver_log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)  # whatever reaches the root logger's handlers
+    # retry_s > 0: the driver retries once, and would warn about it
+    await unreachable(retry_s=0.2)
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.split(".")[0] == module.DRIVER_LOGGER and r.levelno >= logging.WARNING
+    ]
+    assert warnings == []
+    captured = capsys.readouterr()
+    assert "retried" not in captured.err and "retried" not in captured.out
+    assert driver_log.level == logging.ERROR
+
+
+async def test_the_drivers_logs_stay_for_an_application_that_asked_for_them(
+    driver_log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver_log.setLevel(logging.WARNING)
+    await unreachable(retry_s=0.2)
+    assert driver_log.level == logging.WARNING
+    retries = [r for r in caplog.records if "will be retried" in r.getMessage()]
+    assert retries and all(r.name.startswith(module.DRIVER_LOGGER) for r in retries)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from compiler.diagnostics import Diagnostic
 from compiler.passes.check.cycles import check_cycles
 from compiler.passes.check.hosts import check_builtins, check_hosts
-from compiler.passes.check.memory import check_memory, check_shared_memory
+from compiler.passes.check.memory import check_addresses, check_memory, check_shared_memory
 from compiler.passes.check.models import check_models, check_tot
 from compiler.passes.check.openapi import check_openapi
 from compiler.passes.check.process import check_process
@@ -40,6 +40,7 @@ def check(program: Program, files: Mapping[str, str]) -> tuple[Diagnostic, ...]:
         *check_tool_cache(program),
         *check_tool_names(program),
         *check_memory(program),
+        *check_addresses(program),
         *check_shared_memory(program),
         *check_usage(program),
     )

@@ -18,6 +18,12 @@ _EMBEDDER = re.compile(r"default|hashing(/[1-9][0-9]{0,4})?|sentence(/.+)?|litel
 _EMBEDDERS = ("default", "hashing", "hashing/<dim>", "sentence", "litellm/<model>")
 #: backends that need an address: (store, backend) -> the field that gives it
 _ADDRESS = {("vector", "chroma-server"): "url", ("graph", "neo4j"): "uri"}
+#: the schemes each server backend's address may have
+_SCHEMES = {
+    ("short_term", "redis"): ("url", ("redis", "rediss", "unix")),
+    ("vector", "chroma-server"): ("url", ("http", "https")),
+    ("graph", "neo4j"): ("uri", ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")),
+}
 
 
 def check_memory(program: Program) -> Iterator[Diagnostic]:
@@ -48,6 +54,30 @@ def check_memory(program: Program) -> Iterator[Diagnostic]:
                 entry.doc.locate(("spec", store, "backend")),
                 f"add {store}.{field} (the server's address), or use the embedded backend "
                 f"({'chroma' if store == 'vector' else 'networkx'})",
+            )
+
+
+def check_addresses(program: Program) -> Iterator[Diagnostic]:
+    """K4021: a server address written out with a scheme its backend does not speak."""
+    for name, entry in program.policies.items():
+        spec = program.policy(name).spec
+        for (store, backend), (field, schemes) in _SCHEMES.items():
+            part = getattr(spec, store)
+            if part is None or part.backend != backend:
+                continue
+            address = getattr(part, field)
+            if not address or "${" in address:  # read at run time
+                continue
+            scheme = address.partition("://")[0].lower() if "://" in address else ""
+            if scheme in schemes:
+                continue
+            known = ", ".join(f"{s}://" for s in schemes)
+            yield error(
+                "K4021",
+                f"memory policy '{name}' gives its {store.replace('_', '-')} store "
+                f"({backend}) the address '{address}', which {backend} cannot use",
+                entry.doc.locate(("spec", store, field)),
+                f"write it as {schemes[0]}://HOST:PORT (schemes: {known})",
             )
 
 

@@ -15,10 +15,17 @@ Errors are translated here, once: a server that cannot be reached is
 :class:`~runtime.memory.records.StoreUnavailable` (retryable) naming the URI, refused
 credentials are not retryable, anything else is a
 :class:`~runtime.memory.records.MemoryStoreError`. No message carries the password.
+
+The driver retries a failed transaction itself, waiting about 1 s before its first retry
+and twice as long before each next one, for as long as the store's ``retry_s`` allows
+(:data:`RETRY_S` by default: one retry, so a server that is not there fails in about a
+second rather than the driver's 30 s). Its own warnings about those retries are silenced
+(see :func:`_quiet_driver_logs`): the error that ends them is reported, once, by kiln.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
@@ -43,12 +50,21 @@ from runtime.memory.records import (
 )
 from runtime.memory.registry import StoreSettings
 
-__all__ = ["MAX_NAME_WORDS", "QUERIES", "SCHEMA", "SCHEMES", "Neo4jGraph"]
+__all__ = ["MAX_NAME_WORDS", "QUERIES", "RETRY_S", "SCHEMA", "SCHEMES", "Neo4jGraph"]
 
 T = TypeVar("T")
 
 #: the URI schemes of the Bolt protocol (the driver's HTTP support is a preview)
 SCHEMES: Final = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+
+#: how long (seconds) the driver goes on retrying a failed transaction by default. The
+#: driver waits about 1 s (±20 %) before its first retry and doubles that each time, and
+#: stops once this much time has passed since the first failure: 0.5 s makes that exactly
+#: one retry, and a server that cannot be reached fails after about a second.
+RETRY_S: Final = 0.5
+
+#: the logger the driver logs under (its modules log to children of it)
+DRIVER_LOGGER: Final = "neo4j"
 
 #: :meth:`Neo4jGraph.match` finds entity names of at most this many words
 MAX_NAME_WORDS: Final = 8
@@ -142,8 +158,10 @@ class Neo4jGraph:
 
     The driver is made, and the constraint and index are created, on first use. ``driver``
     replaces the real one (tests pass a fake that records what is sent); ``retry_s``
-    bounds how long the driver retries a transaction on a transient failure before the
-    error comes back as :class:`~runtime.memory.records.StoreUnavailable`.
+    bounds how long the driver retries a transaction on a transient failure (an
+    unreachable server included) before the error comes back as
+    :class:`~runtime.memory.records.StoreUnavailable` (see :data:`RETRY_S`; ``0``: no
+    retry).
     """
 
     def __init__(
@@ -153,7 +171,7 @@ class Neo4jGraph:
         password: str,
         *,
         database: str | None = None,
-        retry_s: float = 5.0,
+        retry_s: float = RETRY_S,
         connect_timeout_s: float = 5.0,
         driver: Any = None,
     ) -> None:
@@ -348,6 +366,7 @@ class Neo4jGraph:
                 f"{', '.join(f'{s}://' for s in SCHEMES)}",
                 retryable=False,
             )
+        _quiet_driver_logs()
         try:
             return neo4j.AsyncGraphDatabase.driver(
                 self._uri,
@@ -390,6 +409,24 @@ class Neo4jGraph:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def _quiet_driver_logs() -> None:
+    """Keep the driver's warnings off the user's terminal, once, when a real driver is made.
+
+    The driver logs a warning for every retry of a transaction ("Transaction failed and will
+    be retried in 0.94s (Couldn't connect ...)"); with no logging configured, Python prints
+    those on stderr ahead of the one clear error kiln reports when the retries end. Raising
+    the ``neo4j`` logger to ``ERROR`` is the narrowest way to stop that: the driver's errors
+    still reach whatever handlers the application has, nothing else's logging changes, and
+    it is done only while nobody has set that logger's level, so an application (or
+    ``neo4j.debug.watch``) that asked for the driver's logs before the first use keeps
+    them, and can ask for them again at any time. (A ``NullHandler`` with
+    ``propagate = False`` would have hidden the errors as well, from every handler.)
+    """
+    driver_log = logging.getLogger(DRIVER_LOGGER)
+    if driver_log.level == logging.NOTSET:
+        driver_log.setLevel(logging.ERROR)
 
 
 async def _rows(tx: Any, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -208,14 +208,20 @@ class RedisShortTerm:
         """The client for the running event loop, opened on first use."""
         loop = anyio.lowlevel.current_token()
         if self._client is None or self._loop != loop:
-            self._client = redis.asyncio.Redis.from_url(
-                self.url,
-                password=self._password,
-                socket_timeout=self.timeout_s,
-                socket_connect_timeout=self.timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
+            try:
+                self._client = redis.asyncio.Redis.from_url(
+                    self.url,
+                    password=self._password,
+                    socket_timeout=self.timeout_s,
+                    socket_connect_timeout=self.timeout_s,
+                    retry=Retry(NoBackoff(), 0),
+                    health_check_interval=0,
+                )
+            except ValueError as exc:  # not a Redis URL (one read from ${env:...})
+                raise StoreUnavailable(
+                    f"the short-term store's url {redact(self.url)!r} is not a Redis URL: {exc}",
+                    retryable=False,
+                ) from None
             self._compact = self._client.register_script(_COMPACT)
             self._clear = self._client.register_script(_CLEAR)
             self._loop = loop
