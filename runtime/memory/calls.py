@@ -79,9 +79,14 @@ async def extract(
 
 
 
-def turn_message(turn: Turn) -> Message:
-    """A window's turn as a chat message; a summary as a user message, since not every chat
-    template takes a second system message."""
+def turn_message(turn: Turn, *, reader: str = "") -> Message:
+    """A window's turn as a chat message for ``reader``. A summary is a user message, since
+    not every chat template takes a second system message; in a crew's shared window, what
+    another agent was asked and answered is a user message saying whose it was, so no agent
+    takes another's words for its own."""
     if turn.role == "summary":
         return {"role": "user", "content": f"(Summary of our earlier conversation)\n{turn.content}"}
+    if reader and turn.agent and turn.agent != reader:
+        said = "was asked" if turn.role == "user" else "answered"
+        return {"role": "user", "content": f"(Earlier, {turn.agent} {said}:)\n{turn.content}"}
     return {"role": turn.role, "content": turn.content}

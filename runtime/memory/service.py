@@ -158,10 +158,12 @@ class MemoryService:
         stores: dict[str, dict[str, Any]] = {}
         history: list[Message] = []
         if spec.short_term is not None:
-            turns = await self.stores.short_term(policy).window(_window(ns, who))
-            history = [turn_message(t) for t in turns]
+            window = _window(ns, who)
+            turns = await self.stores.short_term(policy).window(window)
+            history = [turn_message(t, reader=agent) for t in turns]
             stores["short_term"] = {
                 "turns": len(turns),
+                "window": window,
                 "reason": plural(len(turns), "earlier turn") if turns else _no_turns(ns),
             }
         scored: list[Scored] = []

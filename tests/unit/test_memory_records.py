@@ -109,3 +109,20 @@ def test_zero_weights_fall_back_to_relevance() -> None:
     ranked, _ = rank([(_memory("a", age_days=1, importance=1, now=now), 0.42)],
                      weights=weights, now=now, top_k=1)  # fmt: skip
     assert ranked[0].score == pytest.approx(0.42)
+
+
+def test_another_agents_turns_are_never_taken_for_the_readers_own() -> None:
+    from runtime.memory.calls import turn_message
+    from runtime.memory.records import Turn
+
+    asked = Turn(role="user", content="Report on floods.", agent="reporter")
+    answered = Turn(role="assistant", content="The harbour flooded.", agent="reporter")
+    assert turn_message(answered, reader="reporter") == {
+        "role": "assistant",
+        "content": "The harbour flooded.",
+    }
+    seen = turn_message(answered, reader="editor")
+    assert seen["role"] == "user" and seen["content"].startswith("(Earlier, reporter answered:)")
+    assert turn_message(asked, reader="editor")["content"].startswith("(Earlier, reporter was")
+    summary = turn_message(Turn(role="summary", content="- floods"), reader="editor")
+    assert summary["role"] == "user" and "Summary of our earlier conversation" in summary["content"]

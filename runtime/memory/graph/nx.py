@@ -11,6 +11,14 @@ store's own writes are applied to it as they commit. Another connection's writes
 noticed through SQLite's ``PRAGMA data_version`` and a version counter per namespace: a
 namespace that another writer changed is reloaded whole before it is read again.
 
+The file's header carries :data:`APPLICATION_ID` and :data:`SCHEMA_VERSION` (``PRAGMA
+application_id``, ``user_version``). Before anything is written to it (its journal mode
+included), the file is checked to be a kiln graph store or an empty database: a file that is
+not SQLite, or a SQLite database of something else, is refused with a
+:class:`~runtime.memory.records.MemoryStoreError` naming it, and left exactly as it was. A
+graph store written before the header was stamped (no ``application_id``, exactly this
+store's tables) is one: it is stamped when first opened.
+
 Every call runs in a worker thread under one lock per store: SQLite and networkx are
 synchronous, and the lock keeps the cached graphs and the connection consistent.
 """
@@ -49,12 +57,33 @@ from runtime.memory.records import (
 )
 from runtime.memory.registry import StoreSettings
 
-__all__ = ["NetworkxGraph"]
+__all__ = ["APPLICATION_ID", "BUSY_TIMEOUT_S", "SCHEMA_VERSION", "NetworkxGraph"]
 
 T = TypeVar("T")
 
+#: ``PRAGMA application_id`` of a kiln graph store: "ksgr" in ASCII
+APPLICATION_ID: Final = 0x6B736772
+#: ``PRAGMA user_version``: the schema this code writes; a newer file is refused
+SCHEMA_VERSION: Final = 1
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_S: Final = 10.0
+
+#: the store's tables and their columns: how a file written before the header was stamped
+#: is known (``IF NOT EXISTS`` below is for those files too: the index is made if missing)
+_TABLES: Final = {
+    "entities": ("namespace", "key", "name", "type", "updated"),
+    "relations": (
+        "namespace",
+        "source_key",
+        "relation",
+        "target_key",
+        "agent",
+        "run_id",
+        "ts",
+        "count",
+    ),
+    "versions": ("namespace", "version"),
+}
 
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS entities (
@@ -83,6 +112,8 @@ _SCHEMA: Final = (
         namespace TEXT PRIMARY KEY,
         version INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
 
 # A type given later wins over the default one, never the other way; the first display
@@ -328,20 +359,83 @@ def _open(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create {path.parent}: {exc}", retryable=False) from None
-    # autocommit mode: transactions are begun explicitly, IMMEDIATE for writes
-    db = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-    try:
+    # SQLite answers "database is locked" at once, without its busy handler, to some of what
+    # opening does while another process creates the file or switches it to WAL (two
+    # processes opening a new store together): retry until the timeout, as the busy handler
+    # would.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        # autocommit mode: transactions are begun explicitly, IMMEDIATE for writes
+        db = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            _prepare(db, path)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+
+def _prepare(db: sqlite3.Connection, path: Path) -> None:
+    """Check the file is a kiln graph store (or a new, empty one) before writing anything
+    to it, then make it one."""
+    ours = _check(db, path)  # the first read: fails on a file that is not SQLite
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        with _writing(db):
-            for statement in _SCHEMA:
-                db.execute(statement)
-    except BaseException:
-        db.close()
-        raise
-    return db
+    db.execute("PRAGMA synchronous = NORMAL")
+    if not ours:
+        with _writing(db):  # another process may be creating (or stamping) it too
+            if not _check(db, path):
+                # an empty database, or a graph store from before the header: the tables
+                # that are missing, and the header
+                for statement in _SCHEMA:
+                    db.execute(statement)
+
+
+def _check(db: sqlite3.Connection, path: Path) -> bool:
+    """``True`` for a kiln graph store; ``False`` for an empty database or a graph store
+    written before the header was stamped (both to be made one); a
+    :class:`MemoryStoreError` for anything else."""
+    (application_id,) = db.execute("PRAGMA application_id").fetchone()
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if application_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise MemoryStoreError(
+                f"the graph store {path} has schema version {version}, newer than this kiln "
+                f"understands ({SCHEMA_VERSION}): upgrade kiln to use it"
+            )
+        return True
+    found = db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    names = sorted(str(name) for (name,) in found)
+    if application_id == 0 and (not names or _unstamped(db, names)):
+        return False
+    if names:
+        what = f"with other tables: {', '.join(names)}"
+    else:
+        what = f"of another application: application_id {application_id:#x}"
+    raise MemoryStoreError(
+        f"{path} is not a kiln graph store (a SQLite database {what}); it was left as it "
+        "is: give the policy's graph another path"
+    )
+
+
+def _unstamped(db: sqlite3.Connection, names: list[str]) -> bool:
+    """Whether the tables ``names`` are exactly this store's, column for column: a graph
+    store written before the header was stamped."""
+    if names != sorted(_TABLES):
+        return False
+    for table, columns in _TABLES.items():
+        found = db.execute("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))
+        if tuple(str(name) for (name,) in found) != columns:
+            return False
+    return True
 
 
 @contextmanager
@@ -367,6 +461,11 @@ def _translated(exc: sqlite3.Error, path: Path) -> MemoryStoreError:
             return StoreUnavailable(
                 f"cannot open the graph store {path}: {message}", retryable=False
             )
+    if "not a database" in message:
+        return MemoryStoreError(
+            f"{path} is not a kiln graph store (not a SQLite database); it was left as it "
+            "is: give the policy's graph another path"
+        )
     return MemoryStoreError(f"the graph store {path} failed: {type(exc).__name__}: {message}")
 
 
