@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -25,7 +26,7 @@ from typing import Any, cast
 import anyio
 import pytest
 
-from runtime.memory.graph.nx import NetworkxGraph
+from runtime.memory.graph.nx import APPLICATION_ID, SCHEMA_VERSION, NetworkxGraph
 from runtime.memory.protocols import GraphStore
 from runtime.memory.records import Entity, MemoryStoreError, Namespace, Relation
 from runtime.memory.registry import StoreSettings, open_store
@@ -549,3 +550,163 @@ async def test_networkx_store_that_cannot_be_opened_says_where(tmp_path: Path) -
         await store.counts("ns")
     assert caught.value.retryable is False
     await store.close()
+
+
+def stamp(path: Path) -> tuple[int, int]:
+    """(application_id, user_version) of the SQLite file at ``path``."""
+    with closing(sqlite3.connect(path)) as db:
+        (application_id,) = db.execute("PRAGMA application_id").fetchone()
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+    return int(application_id), int(version)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder``, byte for byte."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+async def test_networkx_file_says_it_is_a_kiln_graph_store(tmp_path: Path) -> None:
+    store = NetworkxGraph(tmp_path / "g.db")
+    await store.counts("ns")
+    await store.close()
+    assert stamp(tmp_path / "g.db") == (APPLICATION_ID, SCHEMA_VERSION)
+    assert APPLICATION_ID.to_bytes(4, "big") == b"ksgr"
+
+
+FOREIGN = {
+    "other tables": ["CREATE TABLE people (name TEXT)", "INSERT INTO people VALUES ('ana')"],
+    # the name of one of the store's tables, not its columns
+    "an entities table": [
+        "CREATE TABLE entities (id INTEGER PRIMARY KEY, label TEXT)",
+        "INSERT INTO entities (label) VALUES ('x')",
+    ],
+    "the store's tables and one more": [
+        "CREATE TABLE entities (namespace, key, name, type, updated)",
+        "CREATE TABLE relations (namespace, source_key, relation, target_key, agent, run_id,"
+        " ts, count)",
+        "CREATE TABLE versions (namespace, version)",
+        "CREATE TABLE people (name TEXT)",
+    ],
+    "another application's id": ["PRAGMA application_id = 1234"],
+    "the short-term store's id": [f"PRAGMA application_id = {0x6B737473}"],  # "ksts"
+}
+
+
+@pytest.mark.parametrize("statements", FOREIGN.values(), ids=FOREIGN.keys())
+async def test_networkx_refuses_a_foreign_database_and_leaves_it_as_it_is(
+    tmp_path: Path, statements: list[str]
+) -> None:
+    path = tmp_path / "app.db"
+    with closing(sqlite3.connect(path)) as db:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    before = snapshot(tmp_path)
+    store = NetworkxGraph(path)
+    try:
+        for _ in range(2):  # and again: a refused file is checked anew, never half-made
+            with pytest.raises(MemoryStoreError) as caught:
+                await store.merge("ns", [], [rel("Ana", "lives in", "Porto")])
+            message = str(caught.value)
+            assert message.startswith(f"{path} is not a kiln graph store (a SQLite database")
+            assert "left as it is" in message and "policy's graph another path" in message
+            assert caught.value.retryable is False
+    finally:
+        await store.close()
+    assert snapshot(tmp_path) == before  # byte for byte, and no journal beside it
+
+
+@pytest.mark.parametrize(
+    "content", [b"this is not a database at all\n" * 100, b"hello", b"\x00garbage" * 512]
+)
+async def test_networkx_refuses_a_file_that_is_not_sqlite(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "graph.db"
+    path.write_bytes(content)
+    store = NetworkxGraph(path)
+    try:
+        with pytest.raises(MemoryStoreError) as caught:
+            await store.counts("ns")
+    finally:
+        await store.close()
+    assert str(caught.value) == (
+        f"{path} is not a kiln graph store (not a SQLite database); it was left as it is: "
+        "give the policy's graph another path"
+    )
+    assert snapshot(tmp_path) == {"graph.db": content}
+
+
+async def test_networkx_refuses_a_graph_store_from_a_newer_kiln(tmp_path: Path) -> None:
+    path = tmp_path / "graph.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = snapshot(tmp_path)
+    store = NetworkxGraph(path)
+    with pytest.raises(MemoryStoreError, match="newer than this kiln understands"):
+        await store.counts("ns")
+    await store.close()
+    assert snapshot(tmp_path) == before
+
+
+#: the schema graph.db files were written with before the header was stamped
+UNSTAMPED_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS entities (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (namespace, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS relations (
+        namespace TEXT NOT NULL,
+        source_key TEXT NOT NULL,
+        relation TEXT NOT NULL,
+        target_key TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (namespace, source_key, relation, target_key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS relations_by_target ON relations (namespace, target_key)",
+    """CREATE TABLE IF NOT EXISTS versions (
+        namespace TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+
+async def test_networkx_opens_a_graph_store_written_before_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "graph.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        for statement in UNSTAMPED_SCHEMA:
+            db.execute(statement)
+        db.execute("INSERT INTO entities VALUES ('ns', 'ana', 'Ana', 'person', 1.0)")
+        db.execute("INSERT INTO entities VALUES ('ns', 'porto', 'Porto', 'thing', 1.0)")
+        db.execute(
+            "INSERT INTO relations VALUES ('ns', 'ana', 'lives_in', 'porto', 'a1', 'r1', 5.0, 2)"
+        )
+        db.execute("INSERT INTO versions VALUES ('ns', 3)")
+    assert stamp(path) == (0, 0)
+    store = NetworkxGraph(path)
+    try:
+        assert await store.counts("ns") == (2, 1)
+        assert await store.match("ns", "where is ana?") == ["Ana"]
+        assert await store.neighbourhood("ns", ["Ana"]) == [
+            Relation(
+                source="Ana", relation="lives_in", target="Porto", agent="a1", run_id="r1", ts=5.0
+            )
+        ]
+        await store.merge("ns", [], [rel("Ana", "works at", "Acme")])
+        assert await store.counts("ns") == (3, 2)
+    finally:
+        await store.close()
+    assert stamp(path) == (APPLICATION_ID, SCHEMA_VERSION)
+    # and it opens as a stamped one from then on
+    again = NetworkxGraph(path)
+    try:
+        assert await again.counts("ns") == (3, 2)
+    finally:
+        await again.close()
