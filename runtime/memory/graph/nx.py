@@ -30,8 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -56,6 +55,7 @@ from runtime.memory.records import (
     normalise_name,
 )
 from runtime.memory.registry import StoreSettings
+from runtime.memory.sqlite_files import connect, writing
 
 __all__ = ["APPLICATION_ID", "BUSY_TIMEOUT_S", "SCHEMA_VERSION", "NetworkxGraph"]
 
@@ -248,7 +248,7 @@ class NetworkxGraph:
         edges: list[RelationRow],
     ) -> None:
         now = time.time()
-        with _writing(db):
+        with writing(db):
             # Checked inside the write lock: nobody can change the file between this check
             # and our commit, so applying our rows to a current graph keeps it current.
             loaded = self._current(db, namespace)
@@ -280,7 +280,7 @@ class NetworkxGraph:
         return _walk(graph, [k for k in keys if k in graph], depth, limit)
 
     def _delete(self, db: sqlite3.Connection, namespace: str, keys: list[str] | None) -> int:
-        with _writing(db):
+        with writing(db):
             loaded = self._current(db, namespace)
             if keys is None:
                 db.execute("DELETE FROM relations WHERE namespace = ?", (namespace,))
@@ -359,44 +359,11 @@ def _open(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create {path.parent}: {exc}", retryable=False) from None
-    # SQLite answers "database is locked" at once, without its busy handler, to some of what
-    # opening does while another process creates the file or switches it to WAL (two
-    # processes opening a new store together): retry until the timeout, as the busy handler
-    # would.
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        # autocommit mode: transactions are begun explicitly, IMMEDIATE for writes
-        db = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        try:
-            _prepare(db, path)
-        except sqlite3.OperationalError as exc:
-            db.close()
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-            continue
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-
-def _prepare(db: sqlite3.Connection, path: Path) -> None:
-    """Check the file is a kiln graph store (or a new, empty one) before writing anything
-    to it, then make it one."""
-    ours = _check(db, path)  # the first read: fails on a file that is not SQLite
-    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    if not ours:
-        with _writing(db):  # another process may be creating (or stamping) it too
-            if not _check(db, path):
-                # an empty database, or a graph store from before the header: the tables
-                # that are missing, and the header
-                for statement in _SCHEMA:
-                    db.execute(statement)
+    # an empty database, or a graph store from before the header: the tables that are
+    # missing, and the header
+    return connect(
+        path, timeout_s=BUSY_TIMEOUT_S, check=partial(_check, path=path), schema=_SCHEMA
+    )
 
 
 def _check(db: sqlite3.Connection, path: Path) -> bool:
@@ -436,20 +403,6 @@ def _unstamped(db: sqlite3.Connection, names: list[str]) -> bool:
         if tuple(str(name) for (name,) in found) != columns:
             return False
     return True
-
-
-@contextmanager
-def _writing(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taking SQLite's write lock at once: a deferred transaction
-    that reads first can fail to upgrade while another process writes."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _translated(exc: sqlite3.Error, path: Path) -> MemoryStoreError:

@@ -43,8 +43,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -52,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import anyio.to_thread
 
 from runtime.memory.records import MemoryStoreError, StoreUnavailable, Turn
+from runtime.memory.sqlite_files import connect, writing
 
 if TYPE_CHECKING:
     from runtime.memory.registry import StoreSettings
@@ -226,7 +226,7 @@ class SqliteShortTerm:
         ttl: int | None,
     ) -> None:
         now = self._clock()
-        with _writing(db):
+        with writing(db):
             if now >= self._next_sweep:
                 _sweep(db, now)
                 self._next_sweep = now + SWEEP_S
@@ -262,7 +262,7 @@ class SqliteShortTerm:
                 "SELECT expires FROM windows WHERE namespace = ?", (namespace,)
             ).fetchone()
             if found is not None and _expired(found[0], now):
-                with _writing(db):
+                with writing(db):
                     _live(db, namespace, self._clock())  # deletes it if still expired
             return []
         try:
@@ -280,7 +280,7 @@ class SqliteShortTerm:
         head: list[bytes],
         rows: list[tuple[bytes, bytes]],
     ) -> bool:
-        with _writing(db):
+        with writing(db):
             live = _live(db, namespace, self._clock())
             if head:
                 found = db.execute(
@@ -308,7 +308,7 @@ class SqliteShortTerm:
             return True
 
     def _clear(self, db: sqlite3.Connection, namespace: str) -> int:
-        with _writing(db):
+        with writing(db):
             if not _live(db, namespace, self._clock()):
                 return 0
             gone = db.execute("DELETE FROM turns WHERE namespace = ?", (namespace,)).rowcount
@@ -332,43 +332,7 @@ class SqliteShortTerm:
                 f"cannot create the folder of the short-term store {self._path}: {exc}",
                 retryable=False,
             ) from None
-        # SQLite answers "database is locked" at once, without its busy handler, to some of
-        # what opening does while another process creates the file or switches it to WAL
-        # (seen under load: two processes opening a new store together): retry until the
-        # timeout, as the busy handler would.
-        deadline = time.monotonic() + self._timeout_s
-        while True:
-            # autocommit mode: transactions are begun explicitly, IMMEDIATE for writes
-            db = sqlite3.connect(
-                self._path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
-            )
-            try:
-                self._prepare(db)
-            except sqlite3.OperationalError as exc:
-                db.close()
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-                continue
-            except BaseException:
-                db.close()
-                raise
-            return db
-
-    def _prepare(self, db: sqlite3.Connection) -> None:
-        """Check the file is a kiln short-term store (or a new, empty one) before writing
-        anything to it, then make it one."""
-        ours = self._check(db)  # the first read: fails on a file that is not SQLite
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode = WAL")
-        # Safe in WAL mode (no corruption; a power cut may lose the last commits) and it
-        # spares an fsync a turn.
-        db.execute("PRAGMA synchronous = NORMAL")
-        if not ours:
-            with _writing(db):  # another process may be creating it too
-                if not self._check(db):
-                    for statement in _SCHEMA:
-                        db.execute(statement)
+        return connect(self._path, timeout_s=self._timeout_s, check=self._check, schema=_SCHEMA)
 
     def _check(self, db: sqlite3.Connection) -> bool:
         """``True`` for a kiln short-term store, ``False`` for an empty database; a
@@ -422,19 +386,6 @@ def _text(body: object) -> str:
     if isinstance(body, bytes):
         return body.decode("utf-8", "surrogatepass")
     return str(body)
-
-
-@contextmanager
-def _writing(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, taking SQLite's write lock at once."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 def _live(db: sqlite3.Connection, namespace: str, now: float) -> bool:
