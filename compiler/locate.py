@@ -47,15 +47,27 @@ def inside(
     return span
 
 
+#: how many places of a name on one line are tried for being inside a Jinja tag
+_TAG_TRIES = 32
+
+
 def _find_whole(line: str, needle: str, start: int) -> int:
     """Where ``needle`` stands on its own (not inside a longer name or dotted path), inside
     ``{{ }}`` or ``{% %}`` if it is there; else where it first appears at all; else -1."""
     pattern = re.compile(r"(?<![\w.])" + re.escape(needle) + r"(?![\w.\[])")
-    whole = [m.start() for m in pattern.finditer(line, start)]
-    for at in whole if needle[:1].isalnum() or needle[:1] == "_" else ():
+    named = needle[:1].isalnum() or needle[:1] == "_"
+    first = -1
+    # Only the first few places are tried for a tag: each try reads the line up to the place,
+    # and a line of a million short words would make trying them all quadratic.
+    for count, found in enumerate(pattern.finditer(line, start)):
+        at = found.start()
+        if first < 0:
+            first = at
+        if not named or count >= _TAG_TRIES:
+            break
         if _in_tag(line, at):  # a variable's name: the one in a tag, not the one in prose
             return at
-    return whole[0] if whole else line.find(needle, start)
+    return first if first >= 0 else line.find(needle, start)
 
 
 def _in_tag(line: str, at: int) -> bool:
