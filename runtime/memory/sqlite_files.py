@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["connect", "writing"]
+from runtime.memory.records import MemoryStoreError
+
+__all__ = ["check_mark", "connect", "writing"]
 
 #: pause between two tries to open a file another process holds while creating it
 _RETRY_S = 0.02
@@ -85,3 +87,40 @@ def writing(db: sqlite3.Connection) -> Iterator[None]:
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def check_mark(
+    db: sqlite3.Connection,
+    path: Path,
+    *,
+    application_id: int,
+    version: int,
+    store: str,
+    section: str,
+    adopt: Callable[[list[str]], bool] = lambda names: not names,
+) -> bool:
+    """Judge the file ``db`` opened, for :func:`connect`: ``True`` when it carries the
+    ``store``'s mark (refused if its schema is newer than ``version``), ``False`` for an
+    unmarked file ``adopt`` accepts from its table names (by default only an empty one),
+    a :class:`MemoryStoreError` naming the policy's ``section`` for anything else."""
+    (found_id,) = db.execute("PRAGMA application_id").fetchone()
+    (found_version,) = db.execute("PRAGMA user_version").fetchone()
+    if found_id == application_id:
+        if found_version > version:
+            raise MemoryStoreError(
+                f"the {store} {path} has schema version {found_version}, newer than this "
+                f"kiln understands ({version}): upgrade kiln to use it"
+            )
+        return True
+    found = db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    names = sorted(str(name) for (name,) in found)
+    if found_id == 0 and adopt(names):
+        return False
+    if names:
+        what = f"with other tables: {', '.join(names)}"
+    else:
+        what = f"of another application: application_id {found_id:#x}"
+    raise MemoryStoreError(
+        f"{path} is not a kiln {store} (a SQLite database {what}); it was left as it is: "
+        f"give the policy's {section} another path"
+    )

@@ -55,7 +55,7 @@ from runtime.memory.records import (
     normalise_name,
 )
 from runtime.memory.registry import StoreSettings
-from runtime.memory.sqlite_files import connect, writing
+from runtime.memory.sqlite_files import check_mark, connect, writing
 
 __all__ = ["APPLICATION_ID", "BUSY_TIMEOUT_S", "SCHEMA_VERSION", "NetworkxGraph"]
 
@@ -370,26 +370,14 @@ def _check(db: sqlite3.Connection, path: Path) -> bool:
     """``True`` for a kiln graph store; ``False`` for an empty database or a graph store
     written before the header was stamped (both to be made one); a
     :class:`MemoryStoreError` for anything else."""
-    (application_id,) = db.execute("PRAGMA application_id").fetchone()
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if application_id == APPLICATION_ID:
-        if version > SCHEMA_VERSION:
-            raise MemoryStoreError(
-                f"the graph store {path} has schema version {version}, newer than this kiln "
-                f"understands ({SCHEMA_VERSION}): upgrade kiln to use it"
-            )
-        return True
-    found = db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
-    names = sorted(str(name) for (name,) in found)
-    if application_id == 0 and (not names or _unstamped(db, names)):
-        return False
-    if names:
-        what = f"with other tables: {', '.join(names)}"
-    else:
-        what = f"of another application: application_id {application_id:#x}"
-    raise MemoryStoreError(
-        f"{path} is not a kiln graph store (a SQLite database {what}); it was left as it "
-        "is: give the policy's graph another path"
+    return check_mark(
+        db,
+        path,
+        application_id=APPLICATION_ID,
+        version=SCHEMA_VERSION,
+        store="graph store",
+        section="graph",
+        adopt=lambda names: not names or _unstamped(db, names),
     )
 
 

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import anyio.to_thread
 
 from runtime.memory.records import MemoryStoreError, StoreUnavailable, Turn
-from runtime.memory.sqlite_files import connect, writing
+from runtime.memory.sqlite_files import check_mark, connect, writing
 
 if TYPE_CHECKING:
     from runtime.memory.registry import StoreSettings
@@ -337,26 +337,13 @@ class SqliteShortTerm:
     def _check(self, db: sqlite3.Connection) -> bool:
         """``True`` for a kiln short-term store, ``False`` for an empty database; a
         :class:`MemoryStoreError` for anything else."""
-        (application_id,) = db.execute("PRAGMA application_id").fetchone()
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if application_id == APPLICATION_ID:
-            if version > SCHEMA_VERSION:
-                raise MemoryStoreError(
-                    f"the short-term store {self._path} has schema version {version}, newer "
-                    f"than this kiln understands ({SCHEMA_VERSION}): upgrade kiln to use it"
-                )
-            return True
-        found = db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
-        names = [str(name) for (name,) in found]
-        if names:
-            what = f"with other tables: {', '.join(sorted(names))}"
-        elif application_id != 0:
-            what = f"of another application: application_id {application_id:#x}"
-        else:
-            return False
-        raise MemoryStoreError(
-            f"{self._path} is not a kiln short-term store (a SQLite database {what}); it "
-            "was left as it is: give the policy's short_term another path"
+        return check_mark(
+            db,
+            self._path,
+            application_id=APPLICATION_ID,
+            version=SCHEMA_VERSION,
+            store="short-term store",
+            section="short_term",
         )
 
     def _translated(self, exc: sqlite3.Error) -> MemoryStoreError:
