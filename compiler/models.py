@@ -1,7 +1,9 @@
 """Model strings: what ``spec.model`` and ``spec.fallbacks`` may name, and known prices.
 
-Kept free of litellm (importing it costs seconds): the provider list mirrors litellm's
-provider prefixes, and prices are USD per million tokens, for worst-case cost bounds only.
+Kept free of litellm (importing it costs seconds). Providers and prices come first from a
+small table of the commonest ones (no file read at all), then from litellm's bundled model
+data read as JSON (:mod:`compiler.litellm_data`): every provider and price litellm knows.
+Prices are USD per million tokens, for worst-case cost bounds only.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from compiler.litellm_data import litellm_providers, model_data
+
 LOCAL_MODELS: Final = frozenset({"smollm2-135m"})
 
+#: The commonest providers, known without reading litellm's data; see :func:`providers`.
 PROVIDERS: Final = frozenset(
     {
         "ai21", "anthropic", "anyscale", "azure", "azure_ai", "bedrock", "cerebras",
@@ -23,7 +28,8 @@ PROVIDERS: Final = frozenset(
     }
 )  # fmt: skip
 
-#: (input, output) USD per million tokens.
+#: (input, output) USD per million tokens: the commonest models, and aliases litellm's map
+#: lacks; every other price comes from litellm's bundled map.
 PRICES: Final[dict[str, tuple[float, float]]] = {
     "openai/gpt-4o": (2.5, 10.0),
     "openai/gpt-4o-mini": (0.15, 0.6),
@@ -43,7 +49,13 @@ PRICES: Final[dict[str, tuple[float, float]]] = {
     "deepseek/deepseek-chat": (0.27, 1.1),
 }
 
-_FREE_PROVIDERS: Final = frozenset({"ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm"})
+#: Servers people run themselves: their calls cost nothing per token.
+_FREE_PROVIDERS: Final = frozenset(
+    {
+        "ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile",
+        "xinference", "oobabooga", "docker_model_runner", "lemonade",
+    }
+)  # fmt: skip
 _MODEL_PART = re.compile(r"^[A-Za-z0-9][\w.:@/+-]*$")
 
 ModelKind = Literal["local", "scripted", "hosted"]
@@ -89,20 +101,39 @@ def parse_model(text: str) -> ModelRef | ModelProblem:
         return ModelProblem(
             f"unknown local model '{name}'", f"embedded models: {known}; or a path to a .gguf file"
         )
-    if provider not in PROVIDERS:
+    if provider not in PROVIDERS and provider not in litellm_providers():
         from compiler.diagnostics import closest
 
-        near = closest(provider, PROVIDERS | {"local"})
+        near = closest(provider, providers() | {"local"})
         hint = f"did you mean '{near}/{name}'?" if near else "see litellm's list of providers"
         return ModelProblem(f"unknown model provider '{provider}' in '{text}'", hint)
     return ModelRef("hosted", provider, name)
+
+
+def providers() -> frozenset[str]:
+    """Every provider prefix a hosted model string may start with."""
+    return PROVIDERS | litellm_providers()
 
 
 def price(ref: ModelRef) -> tuple[float, float] | None:
     """USD per million (input, output) tokens, or None when unknown."""
     if ref.kind != "hosted" or ref.provider in _FREE_PROVIDERS:
         return (0.0, 0.0)
-    return PRICES.get(f"{ref.provider}/{ref.name}")
+    known = PRICES.get(f"{ref.provider}/{ref.name}")
+    if known is not None:
+        return known
+    data = model_data(ref.provider, ref.name)
+    if data is None or data.input_per_million is None or data.output_per_million is None:
+        return None
+    return (data.input_per_million, data.output_per_million)
+
+
+def context_window(ref: ModelRef) -> int | None:
+    """The most input tokens a hosted model takes, as litellm's data says; None if unknown."""
+    if ref.kind != "hosted":
+        return None
+    data = model_data(ref.provider, ref.name)
+    return data.max_input_tokens if data is not None else None
 
 
 def _guess_provider(name: str) -> str | None:

@@ -32,6 +32,7 @@ from runtime.envrefs import resolve_env
 from runtime.events import EventBus
 from runtime.inputs import bind_inputs
 from runtime.llm.gateway import Gateway
+from runtime.llm.params import params_for
 from runtime.llm.types import ModelError, ModelRequest, ModelResponse, Usage
 from runtime.memory import steps
 from runtime.memory.records import MemoryStoreError
@@ -530,8 +531,8 @@ class Runner:
                 parent=state.budget,
             ),
             temperature=spec.temperature,
-            # --model replaces the agent's models, and with them their parameters
-            params={} if self.model else resolve_env(spec.model_params),
+            # --model replaces the agent's models; their reply parameters still apply
+            params=resolve_env(params_for(spec.model_params, spec.model, self.model)),
             max_repeats=limits.max_repeated_tool_calls,
             tot_breadth=spec.tot.breadth,
             tot_depth=spec.tot.depth,

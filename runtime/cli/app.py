@@ -2,6 +2,8 @@
 
 Exit codes: 0 success, 1 the specs (or plans) have errors, 2 the command line is wrong,
 3 an internal error (a bug in kiln: the message says how to get the traceback).
+``kiln plan diff --exit-code`` answers as diff(1) does: 0 the same, 1 changed, 2 a plan
+cannot be read.
 Diagnostics in text go to stderr; data (plans, JSON diagnostics, graphs) to stdout or -o.
 """
 
@@ -19,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
+from runtime.cli.completion import SHELLS, completion_script
 from runtime.cli.memory import add_memory_parser, memory_command
 from runtime.cli.run import add_run_parser, run_command
 from runtime.cli.runs import add_runs_parser, runs_command
@@ -27,6 +30,26 @@ from runtime.cli.tools import add_tools_parser, tools_command
 from specs.source.atomic import write_atomic
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_UNREADABLE = 2  # plan diff --exit-code: a plan cannot be read (diff(1)'s "trouble")
+
+
+class _Version(argparse.Action):
+    """``--version``: read from the installed distribution only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"kiln {version()}")
+        parser.exit(EXIT_OK)
+
+
+def version() -> str:
+    """The installed agentkiln version, or the source tree's when it is not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("agentkiln")
+    except PackageNotFoundError:
+        return "0+unknown (not installed)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +60,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kiln", description="Compile and run declarative agent specs.")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print kiln's version")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def with_paths(
@@ -69,7 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", metavar="OLD.json")
     diff.add_argument("new", metavar="NEW.json")
     diff.add_argument("--format", choices=("text", "json"), default="text")
-    diff.add_argument("--exit-code", action="store_true", help="exit 1 when the plans differ")
+    diff.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 1 when the plans differ, 2 when one cannot be read, 0 when they are the same",
+    )
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=SHELLS)
     add_run_parser(commands, _Parser)
     add_runs_parser(commands, _Parser)
     add_sandbox_parser(commands, _Parser)
@@ -97,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sandbox": sandbox_command,
             "tools": tools_command,
             "memory": memory_command,
+            "completion": _completion,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:
@@ -201,15 +232,22 @@ def _graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(completion_script(args.shell, build_parser()))
+    return EXIT_OK
+
+
 def _plan(args: argparse.Namespace) -> int:
     from compiler.diff import diff_plans, render
 
+    # With --exit-code, 1 means "changed", so "cannot read" needs a code of its own (diff's 2).
+    unreadable = EXIT_UNREADABLE if args.exit_code else EXIT_ERRORS
     plans = []
     for path in (args.old, args.new):
         plan, problem = read_plan(Path(path))
         if problem is not None:
             print(f"kiln: error: {problem}", file=sys.stderr)
-            return EXIT_ERRORS
+            return unreadable
         plans.append(plan)
     try:
         changes = diff_plans(plans[0], plans[1])
@@ -217,7 +255,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(
             f"kiln: error: the plans are not both kiln plans (malformed: {exc!r})", file=sys.stderr
         )
-        return EXIT_ERRORS
+        return unreadable
     if args.format == "json":
         print(json.dumps([c.as_json() for c in changes], indent=2, ensure_ascii=False))
     else:

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from runtime.cli.options import add_format_option
+
 if TYPE_CHECKING:
     from compiler.symbols import Program
     from runtime.memory.records import Namespace
@@ -66,7 +68,7 @@ def add_memory_parser(
             help="the trace store episodic memory reads (default: $KILN_RUNS_DB or "
             ".kiln/runs.db)",
         )
-        p.add_argument("--json", action="store_true", help="print JSON")
+        add_format_option(p, "print JSON")
 
     query = sub.add_parser("query", help="recall for a query, as a run would, and say why")
     query.add_argument("query", metavar="QUERY")

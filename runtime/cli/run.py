@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runtime.cli.options import add_format_option
 from runtime.cli.runs import DEFAULT_DB, db_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -95,7 +96,7 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         help="where embedded memory stores keep their files "
         "(default: $KILN_MEMORY_DIR or .kiln/memory)",
     )
-    run.add_argument("--json", action="store_true", help="print the result object as JSON")
+    add_format_option(run, "print the result object as JSON")
     run.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
     run.add_argument(
         "--runs-db",

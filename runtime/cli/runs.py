@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from runtime.cli.options import add_format_option
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
@@ -45,11 +47,11 @@ def add_runs_parser(
     list_.add_argument("--limit", type=_positive, default=20, metavar="N", help="default: 20")
     list_.add_argument("--status", help="only runs with this status (running, succeeded, …)")
     list_.add_argument("--target", help="only runs of this target (Agent/NAME or Crew/NAME)")
-    list_.add_argument("--json", action="store_true", help="print the runs as JSON")
+    add_format_option(list_, "print the runs as JSON")
     show = sub.add_parser("show", help="one run and its events")
     show.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of 4+ chars")
     _with_db(show)
-    show.add_argument("--json", action="store_true", help="print the run and events as JSON")
+    add_format_option(show, "print the run and events as JSON")
     show.add_argument(
         "--events",
         action=argparse.BooleanOptionalAction,

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, TypeVar, cast
 
+from runtime.cli.options import add_format_option
+
 if TYPE_CHECKING:
     from sandbox.backends.base import Backend, Launch
     from sandbox.profile import BackendName, Profile
@@ -48,7 +50,7 @@ def add_sandbox_parser(
     check = sub.add_parser(
         "check", help="which backends work here, what they enforce, and a test call in each"
     )
-    check.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_format_option(check, "print the findings as JSON")
 
 
 def sandbox_command(args: argparse.Namespace) -> int:

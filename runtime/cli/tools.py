@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from runtime.cli.options import add_format_option
+
 if TYPE_CHECKING:
     from runtime.tools.registry import Registry
 
@@ -39,7 +41,7 @@ def add_tools_parser(
             metavar="PATH",
             help="spec files or folders (default: none, the standard library only)",
         )
-        p.add_argument("--json", action="store_true", help="print JSON")
+        add_format_option(p, "print JSON")
         p.add_argument(
             "--no-servers",
             action="store_true",

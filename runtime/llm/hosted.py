@@ -8,6 +8,11 @@ into :class:`ModelError` subclasses; no litellm type leaves this module.
 ``litellm.acompletion`` as they are, so litellm's own test doubles work through the whole
 runtime: ``mock_response="text"``, ``mock_response="litellm.RateLimitError"``,
 ``mock_tool_calls=[...]``, ``mock_timeout=True`` with ``timeout=…``.
+
+kiln owns retries (the gateway's backoff, ``Retry-After``, circuit breakers, and the
+attempt count it reports): litellm's own retries (``num_retries``) and the provider SDK's
+(``max_retries``, two by default in the OpenAI SDK) are always turned off, so one kiln
+attempt is one request at the provider. A 429 used to become 12 requests for 4 attempts.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ from runtime.llm.types import (
 __all__ = ["HostedModel"]
 
 _NO_PARAMS: Final[Mapping[str, Any]] = MappingProxyType({})
+_NO_HIDDEN_RETRIES: Final[Mapping[str, Any]] = MappingProxyType(
+    {"num_retries": 0, "max_retries": 0}
+)
 _DEFAULT_CONTEXT: Final = 8192
 _DETAIL_CHARS: Final = 300
 _INSTALL_HINT: Final = "install it with: pip install 'agentkiln[hosted]'"
@@ -114,6 +122,7 @@ class HostedModel:
             kwargs["temperature"] = request.temperature
         kwargs.update(self._params)
         kwargs.update(request.params)
+        kwargs.update(_NO_HIDDEN_RETRIES)  # after the params: the gateway counts every request
         return kwargs
 
     def _response_format(self, schema: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -269,6 +278,10 @@ _MISSING_KEY = re.compile(
     re.IGNORECASE,
 )
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Exception -\s*|\w+Error:\s*)+")
+# aiohttp names the TLS context it would have used ("ssl:<ssl.SSLContext object at 0x…>"):
+# noise to a user, and an address that changes on every run.
+_SSL_REPR = re.compile(r"\s*ssl:<[\w.]+ object at 0x[0-9a-fA-F]+>")
+_OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
 
 
 def _translate(exc: Exception, model: str, timeout: Any) -> ModelError:
@@ -318,6 +331,7 @@ def _kind(exc: Exception) -> type[ModelError] | None:
 def _detail(exc: Exception) -> str:
     text = " ".join(str(exc).split())
     text = _PREFIX.sub("", text) or type(exc).__name__
+    text = _OBJECT_REPR.sub(r"\1", _SSL_REPR.sub("", text))
     if len(text) > _DETAIL_CHARS:
         text = text[: _DETAIL_CHARS - 1] + "…"
     return text
