@@ -14,7 +14,7 @@ from typing import Final, Literal
 
 from compiler.litellm_data import litellm_providers, model_data
 
-LOCAL_MODELS: Final = frozenset({"smollm2-135m"})
+LOCAL_MODELS: Final = frozenset({"qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"})
 
 #: The commonest providers, known without reading litellm's data; see :func:`providers`.
 PROVIDERS: Final = frozenset(

@@ -36,7 +36,24 @@ class CrewSpec(Model):
     output: Name | None = Field(None, description="the task whose output is the crew's result")
     memory: Name | None = None
     shared_memory: bool = False
+    context: Literal["none", "previous"] = Field(
+        "none",
+        description="previous: every task's prompt also gets the outputs of the tasks listed "
+        "before it (CrewAI's implicit context), as if its prompt read them itself",
+    )
     limits: CrewLimits = Field(default_factory=CrewLimits)
+
+    def prompt_of(self, index: int) -> str:
+        """The prompt template task ``index`` runs with: its own, plus, with ``context:
+        previous``, a block reading the outputs of every task listed before it. The
+        compiler checks and lowers this text, so the block is checked like any template and
+        its reads become dependencies."""
+        task = self.tasks[index]
+        if self.context == "none" or index == 0:
+            return task.prompt
+        blocks = [f"### {t.name}\n{{{{ tasks.{t.name}.output }}}}" for t in self.tasks[:index]]
+        earlier = "\n\n".join(blocks)
+        return f"{task.prompt.rstrip()}\n\nResults of the earlier tasks:\n\n{earlier}"
 
 
 class Crew(Model):

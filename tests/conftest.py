@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import WriteSpecs
+
+# llama.cpp's results depend on its thread count, which kiln picks from the load: tests that
+# compare two local runs pin it (and one thread is what a loaded CI machine gets anyway).
+os.environ.setdefault("KILN_LOCAL_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -162,7 +162,7 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
     stage_of = {t: i for i, group in enumerate(order) for t in group}
     crowded = {t for group in order if len(group) > 1 for t in group}
     ends: dict[str, tuple[str, str]] = {}
-    for task in crew.spec.tasks:
+    for index, task in enumerate(crew.spec.tasks):
         if task.agent not in program.agents:
             continue
         ends[task.name] = b.agent_run(
@@ -170,7 +170,7 @@ def _crew_graph(program: Program, hashes: Mapping[str, str], name: str) -> Graph
             task.agent,
             task.name,
             shared=(name, crew.spec.memory) if crew.spec.shared_memory else None,
-            prompt=task.prompt,
+            prompt=crew.spec.prompt_of(index),
             output_schema=task.output_schema,
         )
     manager = None

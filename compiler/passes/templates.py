@@ -19,8 +19,8 @@ def template_sites(entry: SpecEntry) -> Iterator[tuple[DataPath, str]]:
     if isinstance(model, Agent):
         yield ("spec", "instructions"), model.spec.instructions
     elif isinstance(model, Crew):
-        for i, task in enumerate(model.spec.tasks):
-            yield ("spec", "tasks", i, "prompt"), task.prompt
+        for i in range(len(model.spec.tasks)):
+            yield ("spec", "tasks", i, "prompt"), model.spec.prompt_of(i)
     elif isinstance(model, MemoryPolicy):
         if model.spec.inject.template is not None:
             yield ("spec", "inject", "template"), model.spec.inject.template

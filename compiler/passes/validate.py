@@ -6,8 +6,8 @@ import copy
 import re
 import types
 import typing
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
@@ -258,9 +258,32 @@ _PLAIN = {
 _ENTRYPOINT_HINT = "write module:function, such as my_tools.search:run"
 
 
+#: Keys of other frameworks' agent and task files, and where their meaning goes in kiln.
+#: Checked before "did you mean": 'output_file' is not a typo of 'output_schema'.
+_FOREIGN_KEYS: Final[Mapping[str, str]] = {
+    "role": "CrewAI's role, goal and backstory go into spec.instructions, e.g. "
+    "'You are <role>. Your goal: <goal>. <backstory>' ('kiln import crewai' converts them)",
+    "goal": "CrewAI's role, goal and backstory go into spec.instructions "
+    "('kiln import crewai' converts them)",
+    "backstory": "CrewAI's role, goal and backstory go into spec.instructions "
+    "('kiln import crewai' converts them)",
+    "expected_output": "say what the answer must hold in the task's prompt, and its shape "
+    "with output_schema (a JSON Schema the answer is checked against)",
+    "output_file": "kiln does not write task outputs to files: give the agent the "
+    "file_write tool and ask for the file in the prompt, or save the output of "
+    "'kiln run --format json'",
+    "toolsets": "list tools by name under 'tools'; an MCP server is a Tool spec with "
+    "executor: {type: mcp, ...} ('kiln import cagent' converts toolsets)",
+    "sub_agents": "list the agents this one may hand work to under 'delegate_to'",
+}
+
+
 def _key_hint(key: str, allowed: list[str]) -> str | None:
     if not allowed:
         return None
+    foreign = _FOREIGN_KEYS.get(key)
+    if foreign is not None and key not in allowed:
+        return foreign
     near = closest(key, allowed)
     if near is not None:
         return f"did you mean '{near}'?"

@@ -36,7 +36,7 @@ def action_schema(
             "properties": {
                 "thought": THOUGHT,
                 "tool": {"const": t.name},
-                "input": dict(t.input_schema),
+                "input": _no_empty_strings(t.input_schema),
             },
             "required": ["thought", "tool", "input"],
             "additionalProperties": False,
@@ -47,6 +47,26 @@ def action_schema(
     return {"anyOf": branches} if len(branches) > 1 else branches[0]
 
 
+def _no_empty_strings(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with ``minLength: 1`` on its required string properties that set none.
+
+    Under constrained decoding a small model otherwise "calls" a tool with an empty
+    expression or text, and learns nothing from the error that comes back.
+    """
+    out = dict(schema)
+    properties = schema.get("properties")
+    required = schema.get("required")
+    if not isinstance(properties, Mapping) or not isinstance(required, list):
+        return out
+    fixed = dict(properties)
+    for name in required:
+        prop = properties.get(name)
+        if isinstance(prop, Mapping) and prop.get("type") == "string" and "minLength" not in prop:
+            fixed[name] = {**prop, "minLength": 1}
+    out["properties"] = fixed
+    return out
+
+
 def _answer_rule(output_schema: Mapping[str, Any] | None) -> str:
     if output_schema is None:
         return "Your final answer is plain text."
@@ -55,19 +75,56 @@ def _answer_rule(output_schema: Mapping[str, Any] | None) -> str:
     )
 
 
+def _arguments(schema: Mapping[str, Any]) -> str:
+    """A tool's arguments as ``name (type, required): description`` items, without examples.
+
+    Small models copy sample values into every call (the calculator's ``(2 + 3) *
+    sqrt(16)`` was sent for "12 times 7"), so only the names, types and descriptions go in.
+    """
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or not properties:
+        return "no arguments"
+    required = set(schema.get("required") or ())
+    parts = []
+    for name, prop in properties.items():
+        prop = prop if isinstance(prop, Mapping) else {}
+        kind = prop.get("type", "any")
+        flags = ", required" if name in required else ""
+        described = str(prop.get("description") or "").strip()
+        parts.append(f'"{name}" ({kind}{flags})' + (f": {described}" if described else ""))
+    return "; ".join(parts)
+
+
 def react_json(instructions: str, tools: Sequence[BoundTool], output_schema: Any) -> str:
-    lines = [instructions.strip(), ""] if instructions.strip() else []
+    """The system prompt of a JSON ReAct agent, built from its own tools and output schema.
+
+    Measured on the newcomer suite (benchmarks/local_model_suite.py): tools first, their
+    arguments without sample values, and three plain rules (the question's own values go
+    into the input; answer as soon as an observation answers; no tool for questions that
+    need none) are what small local models need.
+    """
+    lines: list[str] = []
+    if tools:
+        lines.append("You have these tools:")
+        for t in tools:
+            lines.append(f"- {t.name}: {' '.join(t.description.split())}")
+            lines.append(f"  input: {_arguments(t.input_schema)}")
+        lines.append("")
+    if instructions.strip():
+        lines += [instructions.strip(), ""]
     lines += [
-        "Work step by step. Reply to every message with exactly one JSON object, nothing else:",
-        '- to use a tool: {"thought": "<why>", "tool": "<tool name>", "input": {<arguments>}}',
-        '- to finish: {"thought": "<why>", "final": <your final answer>}',
+        "Reply to every message with exactly one JSON object and nothing else:",
+        '- to call a tool: {"thought": "<short reason>", "tool": "<tool name>", '
+        '"input": {<arguments>}}',
+        '- to finish: {"thought": "<short reason>", "final": <your final answer>}',
+        "Rules:",
+        "- Put the values from the question itself into the tool input.",
+        "- Each tool call is answered with an observation. As soon as an observation "
+        "answers the question, finish, using the observation's values.",
+        "- If the question needs no tool, finish at once.",
+        "- Never make up an observation.",
         _answer_rule(output_schema),
     ]
-    if tools:
-        lines += ["", "Tools:"]
-        for t in tools:
-            lines.append(f"- {t.name}: {t.description.strip()}")
-            lines.append(f"  input schema: {json.dumps(t.input_schema, separators=(',', ':'))}")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TextIO
 from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
 from runtime.cli.completion import SHELLS, completion_script
+from runtime.cli.importing import add_import_parser, import_command
 from runtime.cli.memory import add_memory_parser, memory_command
 from runtime.cli.run import add_run_parser, run_command
 from runtime.cli.runs import add_runs_parser, runs_command
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_parser(commands, _Parser)
     add_tools_parser(commands, _Parser)
     add_memory_parser(commands, _Parser)
+    add_import_parser(commands, _Parser)
     return parser
 
 
@@ -128,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tools": tools_command,
             "memory": memory_command,
             "completion": _completion,
+            "import": import_command,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:

@@ -114,7 +114,11 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from runtime import progress
     from runtime.run import CompileFailed, RunSetupError, prepare
+
+    if not args.quiet:  # joining and loading a local model take seconds: say so on stderr
+        progress.install(progress.StderrReporter())
 
     inputs = _inputs(args.inputs)
     if isinstance(inputs, str):

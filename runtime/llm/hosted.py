@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -149,6 +150,9 @@ def _litellm() -> Any:  # litellm's own annotations are partial: treat it as unt
         raise ModelUnavailable(f"hosted models need litellm; {_INSTALL_HINT}") from None
     # Stops "Give Feedback / Get Help" and "Provider List" banners on stdout.
     litellm.suppress_debug_info = True
+    # litellm's provider modules build pydantic adapters over TypedDicts with ReadOnly items,
+    # and pydantic warns about each on first use: noise on a user's terminal, not theirs to fix.
+    warnings.filterwarnings("ignore", message=r".* on TypedDict class", category=UserWarning)
     return litellm
 
 

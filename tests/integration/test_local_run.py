@@ -4,11 +4,15 @@ that every step it takes is well formed and the run finishes within its limits."
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
 import anyio
 
 from runtime.events import Event
 from runtime.run import execute, prepare
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, REPO
 
 
 def _run(question: str) -> tuple[str, object, list[Event]]:
@@ -32,14 +36,26 @@ def test_the_quickstart_runs_on_the_local_model() -> None:
     assert not [e for e in thoughts if e.data.get("malformed")]
 
 
-def test_local_runs_are_repeatable() -> None:
-    first = _run("How many words are in 'red green blue'?")
-    second = _run("How many words are in 'red green blue'?")
-    assert first[0] == second[0] and first[1] == second[1]
-    texts = [
-        [e.data.get("text") for e in run[2] if e.type == "agent.thought"] for run in (first, second)
-    ]
-    assert texts[0] == texts[1]
+def test_local_runs_are_repeatable(tmp_path: Path) -> None:
+    """The same command twice gives the same run. Each in its own process, as a user runs
+    it: within one process llama.cpp's prompt cache holds the earlier run's prefix, and
+    reusing it changes the arithmetic (and so, at times, the tokens) slightly."""
+
+    def run(index: int) -> tuple[object, list[object]]:
+        events = tmp_path / f"events{index}.jsonl"
+        question = "How many words are in 'red green blue'?"
+        argv = [str(REPO / ".venv" / "bin" / "kiln"), "run", str(EXAMPLES / "quickstart"),
+                "--model", "local/smollm2-135m", "--input", question, "--format", "json",
+                "--events", str(events), "--no-trace", "-q"]  # fmt: skip
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        assert proc.returncode in (0, 1), proc.stderr
+        lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+        thoughts = [e["data"].get("text") for e in lines if e["type"] == "agent.thought"]
+        return json.loads(proc.stdout)["output"], thoughts
+
+    first, second = run(1), run(2)
+    assert first == second
+    assert first[1], "the model was never asked"
 
 
 def test_the_research_crew_runs_on_the_local_model() -> None:
@@ -49,7 +65,10 @@ def test_the_research_crew_runs_on_the_local_model() -> None:
     assert result.status == "succeeded", result.error
     assert set(result.tasks) == {"research", "analyze", "check_sources", "write"}
     assert isinstance(result.output, dict) and {"title", "summary"} <= set(result.output)
-    # no host is allowed to http_get in this run: refused with the reason, never fatal
+    # no host is allowed to http_get in this run: refused with the reason, never fatal (a
+    # tiny model also sends URLs that are no URL at all: refused with that reason)
     failed = [e for e in events if e.type == "tool.result" and e.data["status"] == "error"]
     assert all(e.data["error"] for e in failed)
-    assert all("--allow-host" in e.data["error"] for e in failed if e.data["tool"] == "http_get")
+    reasons = ("--allow-host", "only http and https URLs")
+    fetches = [e.data["error"] for e in failed if e.data["tool"] == "http_get"]
+    assert all(any(r in error for r in reasons) for error in fetches), fetches

@@ -352,3 +352,49 @@ def test_siblings_cancelled_by_a_failure_are_recorded_as_cancelled(
     assert ran.result.tasks["right"].status == "cancelled"
     completes = {e.task: e.data["status"] for e in ran.of("task.complete")}
     assert completes == {"plan": "succeeded", "left": "failed", "right": "cancelled"}
+
+
+CONTEXT_TASKS = """\
+    - {name: facts, agent: solver, prompt: "Facts on {{ inputs.topic }}"}
+    - {name: count, agent: solver, prompt: "Count them"}
+    - {name: write, agent: solver, prompt: "Write it up"}
+"""
+CONTEXT_SCRIPT = """
+facts: [{thought: f, final: {n: 3, why: three facts}}]
+count: [{thought: c, final: {n: 4}}]
+write: [{thought: w, final: {n: 5}}]
+"""
+
+
+def test_context_previous_gives_each_task_the_earlier_outputs(write_specs: WriteSpecs) -> None:
+    folder = write_specs(
+        **{
+            "a.yaml": agent(tools="[]", output_schema=REPORT),
+            "c.yaml": _crew("sequential", CONTEXT_TASKS, "  context: previous\n"),
+        }
+    )
+    ran = run_specs(folder, CONTEXT_SCRIPT, crew="team", inputs={"topic": "tides"})
+    assert ran.result.status == "succeeded", ran.result.error
+    prompts = {e.task: e.data["prompt"] for e in ran.of("task.start")}
+    assert prompts["facts"] == "Facts on tides"
+    assert prompts["count"] == (
+        'Count them\n\nResults of the earlier tasks:\n\n### facts\n{"n": 3, "why": "three facts"}'
+    )
+    assert prompts["write"].startswith("Write it up\n\nResults of the earlier tasks:")
+    assert '### facts\n{"n": 3' in prompts["write"] and '### count\n{"n": 4}' in prompts["write"]
+
+
+def test_context_previous_is_checked_like_a_written_template(write_specs: WriteSpecs) -> None:
+    from compiler.pipeline import compile_paths
+
+    extra = "    - {name: extra, agent: solver, prompt: Last, depends_on: [facts]}\n"
+    tasks = CONTEXT_TASKS + extra
+    folder = write_specs(
+        **{
+            "a.yaml": agent(tools="[]", output_schema=REPORT),
+            "c.yaml": _crew("parallel", tasks, "  context: previous\n"),
+        }
+    )
+    result = compile_paths([folder])
+    codes = {d.code for d in result.diagnostics}
+    assert "K4005" in codes  # 'extra' reads count and write, which it does not depend on
