@@ -64,11 +64,32 @@ def _edge_label(edge: Edge) -> str:
     return ", ".join(b.name for b in edge.bindings if b.name.startswith("tasks."))
 
 
+def _drawn_source(graph: Graph, edge: Edge) -> str:
+    """Where a data edge is drawn from: the task that produced the output it carries.
+
+    In the IR a task's output leaves from the last node of its chain (the memory write
+    after the agent run, when it remembers): true for the executor, but a reader looks
+    for the arrow at the task.
+    """
+    if edge.kind != "data":
+        return edge.source
+    source = next((n for n in graph.nodes if n.id == edge.source), None)
+    if source is None or source.kind == "agent_run" or source.task is None:
+        return edge.source
+    if f"tasks.{source.task}.output" not in {b.name for b in edge.bindings}:
+        return edge.source  # a join gathering other tasks' outputs for this one
+    producer = next(
+        (n for n in graph.nodes if n.kind == "agent_run" and n.task == source.task), None
+    )
+    return producer.id if producer is not None else edge.source
+
+
 def mermaid(graphs: Iterable[Graph]) -> str:
     out = ["flowchart TD"]
     for i, g in enumerate(graphs):
         ident = _ident_factory(i, g)
         out.append(f'  subgraph {ident("")}["{_quote(g.name)}"]')
+        out.append("    direction TB")  # a subgraph otherwise takes its own direction
         for node in g.nodes:
             open_, close = _MERMAID_SHAPES[node.kind]
             out.append(f'    {ident(node.id)}{open_}"{_quote(label(node))}"{close}')
@@ -76,7 +97,7 @@ def mermaid(graphs: Iterable[Graph]) -> str:
             arrow = _MERMAID_ARROWS[edge.kind]
             text = _edge_label(edge)
             middle = f'{arrow}|"{_quote(text)}"|' if text else arrow
-            out.append(f"    {ident(edge.source)} {middle} {ident(edge.target)}")
+            out.append(f"    {ident(_drawn_source(g, edge))} {middle} {ident(edge.target)}")
         out.append("  end")
     return "\n".join(out) + "\n"
 
@@ -98,7 +119,7 @@ def dot(graphs: Iterable[Graph]) -> str:
                 attrs += f', label="{_quote(text)}"'
             if edge.kind == "may_call":
                 attrs += ", arrowhead=none"
-            out.append(f"    {ident(edge.source)} -> {ident(edge.target)} [{attrs}];")
+            out.append(f"    {ident(_drawn_source(g, edge))} -> {ident(edge.target)} [{attrs}];")
         out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from specs.descriptions import DESCRIPTIONS
 from specs.kinds import KINDS, SpecModel
 from specs.source.atomic import write_if_changed
 
@@ -35,8 +36,19 @@ def _file_name(kind: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower() + ".json"
 
 
+def _describe(name: str, schema: dict[str, Any]) -> None:
+    """Add the descriptions of :data:`DESCRIPTIONS` that a model's fields do not carry."""
+    for field, prop in (schema.get("properties") or {}).items():
+        text = DESCRIPTIONS.get(f"{name}.{field}")
+        if text is not None and "description" not in prop:
+            prop["description"] = text
+
+
 def _kind_schema(model: type[SpecModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
+    _describe(model.__name__, schema)
+    for name, sub in schema.get("$defs", {}).items():
+        _describe(name, sub)
     if "description" not in schema:
         # The kind's module docstring says what the kind is for: editors show it on hover.
         doc = sys.modules[model.__module__].__doc__

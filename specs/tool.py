@@ -123,6 +123,18 @@ class McpExecutor(Model):
         max_length=128,
         description="one tool of the server, named by the tool spec; omit to import them all",
     )
+    tools: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        description="only these tools of the server, each offered as <spec>.<tool>, over one "
+        "connection; omit (with tool) to import them all",
+    )
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> McpExecutor:
+        if self.tool is not None and self.tools is not None:
+            raise ValueError("give either 'tool' (one tool) or 'tools' (a subset), not both")
+        return self
 
 
 Executor = Annotated[

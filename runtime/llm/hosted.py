@@ -160,7 +160,12 @@ async def _litellm_async() -> Any:
     """The first import takes seconds: do it in a worker thread, not on the event loop."""
     if "litellm" in sys.modules:
         return _litellm()  # imported (or being imported: the import lock waits for it)
-    return await anyio.to_thread.run_sync(_litellm)
+    from runtime import progress
+
+    progress.say("importing litellm (first hosted model call: a few seconds)…", 0.0)
+    module = await anyio.to_thread.run_sync(_litellm)
+    progress.say("imported litellm", 1.0)
+    return module
 
 
 @functools.lru_cache(maxsize=256)

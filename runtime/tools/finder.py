@@ -50,10 +50,12 @@ class ToolFinder:
 
     def index(self) -> ToolIndex:
         """The index of the registry's tools as they are now (MCP listings included)."""
+        from runtime import progress
         from runtime.embed import get_embedder
         from runtime.tools.discovery import Candidate, ToolIndex
 
         if self._index is None or self._size != len(self.registry):
+            progress.say(f"indexing {len(self.registry)} tools for find_tools…", 0.0)
             if self._embedder is None:
                 self._embedder = get_embedder(self.embedder_name)
             candidates = [
@@ -64,6 +66,7 @@ class ToolFinder:
             ]
             self._index = ToolIndex.load_or_build(candidates, self._embedder, self.cache_dir)
             self._size = len(self.registry)
+            progress.say(f"indexed {len(self.registry)} tools", 1.0)
         return self._index
 
     def search(

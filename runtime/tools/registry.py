@@ -259,6 +259,19 @@ class Registry:
                     )
                 ]
             remote = chosen
+        elif executor.tools is not None:
+            missing = sorted(set(executor.tools) - {r.name for r in remote})
+            if missing:
+                known = ", ".join(sorted(r.name for r in remote)) or "none"
+                return [
+                    self._problem(
+                        name,
+                        f"the MCP server has no tool {', '.join(map(repr, missing))} "
+                        f"(it has: {known})",
+                    )
+                ]
+            wanted = set(executor.tools)
+            remote = [r for r in remote if r.name in wanted]
         for item in remote:
             single = executor.tool is not None
             qualified = name if single else qualify(name, item.name)

@@ -175,3 +175,19 @@ def test_all_lists_only_names_that_exist(path: Path) -> None:
     else:
         missing = [name for name in declared if name not in bound]
     assert not missing, f"__all__ of {_module_name(path)} lists undefined names: {missing}"
+
+
+def test_every_schema_property_has_a_description() -> None:
+    """Editors show a property's description on hover: none may be missing, and the table
+    of descriptions may not name fields that no longer exist."""
+    from specs.descriptions import DESCRIPTIONS
+
+    schema = json.loads((ROOT / "specs" / "schema" / "kiln.json").read_text(encoding="utf-8"))
+    properties = {
+        f"{name}.{prop}": body
+        for name, sub in schema["$defs"].items()
+        for prop, body in (sub.get("properties") or {}).items()
+    }
+    assert len(properties) > 150
+    assert [p for p, body in properties.items() if not body.get("description")] == []
+    assert sorted(set(DESCRIPTIONS) - set(properties)) == []

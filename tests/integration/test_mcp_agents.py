@@ -302,3 +302,29 @@ def test_one_prepared_run_executed_twice_at_once_each_with_its_own_servers(
     anyio.run(both)
     assert [r.status for r in results] == ["succeeded", "succeeded"], [r.error for r in results]
     assert prepared.runner.registry.unlisted() == []  # listed once, by whichever came first
+
+
+def test_a_server_spec_can_offer_a_subset_of_its_tools(write_specs: WriteSpecs) -> None:
+    command = [*python_server("mcp-server-time"), "--local-timezone", "UTC"]
+    subset = server_spec("clock", command) + "    tools: [get_current_time]\n"
+    registry = listed(write_specs(**{"time.yaml": subset}))
+    assert registry.names_of("clock") == frozenset({"clock__get_current_time"})
+
+    wrong = server_spec("clock", command) + "    tools: [get_current_time, get_weather]\n"
+    compilation = compile_paths([write_specs(**{"time.yaml": wrong})])
+    assert compilation.program is not None
+    registry = Registry(compilation.program)
+
+    async def load() -> list[Any]:
+        async with McpHub() as hub:
+            return list(await registry.load(hub))
+
+    (problem,) = anyio.run(load)
+    assert "no tool 'get_weather'" in problem.message and "get_current_time" in problem.message
+
+
+def test_tool_and_tools_together_are_refused(write_specs: WriteSpecs) -> None:
+    spec = server_spec("clock", ["unused"], tool="a") + "    tools: [b]\n"
+    compilation = compile_paths([write_specs(**{"time.yaml": spec})])
+    assert not compilation.ok
+    assert any("either 'tool'" in d.message for d in compilation.diagnostics)

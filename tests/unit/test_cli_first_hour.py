@@ -135,3 +135,23 @@ def test_prices_beyond_kilns_own_table_come_from_litellms_map() -> None:
         assert isinstance(ref, ModelRef)
         known = price(ref)
         assert known is not None and known[0] > 0 and known[1] > 0, model
+
+
+def test_mermaid_draws_top_down_and_data_leaves_the_producing_task(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["graph", str(EXAMPLES / "research-crew"), "--crew", "research"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "flowchart TD" and lines[2].strip() == "direction TB"
+    names = {}  # node id -> label
+    for line in lines:
+        if '["' in line and "-->" not in line and "subgraph" not in line:
+            ident, _, rest = line.strip().partition('["')
+            names[ident] = rest.split('"')[0]
+    edges = [line.split() for line in lines if "|\"tasks." in line]
+    for source, arrow, *_ in edges:
+        label = arrow.split('"')[1]
+        if "," not in label:  # a single output: drawn from the task that produced it
+            task = label.split(".")[1]
+            assert names.get(source, "").startswith(f"{task}:"), (source, label)

@@ -208,8 +208,21 @@ def test_a_cancelled_call_retires_its_worker() -> None:
     nap = _code("import time\ndef run(): time.sleep(5)")
 
     async def test(pool: Pool) -> None:
-        with anyio.move_on_after(0.2):
-            await pool.call(PROFILE, nap)
+        await pool.warm(PROFILE, 1)
+        idle = pool._pool(PROFILE).idle
+        async with anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                await pool.call(PROFILE, nap)
+
+            tg.start_soon(call)
+            # Cancel once the call holds the worker, however slowly a loaded machine got
+            # there (a fixed 0.2 s could fall before the worker was even taken).
+            with anyio.fail_after(30):
+                while idle:  # noqa: ASYNC110 - the pool offers no event to wait on
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
         assert (pool.started, pool.retired) == (1, 1)
         assert (await pool.call(PROFILE, ECHO)).ok and pool.started == 2
 
