@@ -86,6 +86,8 @@ class Program:
     crews: Mapping[str, SpecEntry]
     templates: Mapping[TemplateSite, ParsedTemplate]
     task_deps: Mapping[str, Mapping[str, tuple[str, ...]]]
+    #: Model specs by name; agents that name one have it merged in by ``resolve``
+    models: Mapping[str, SpecEntry] = field(default_factory=dict)
 
     def agent(self, name: str) -> Agent:
         model = self.agents[name].model
@@ -114,6 +116,7 @@ class Program:
             "Tool": self.tools,
             "MemoryPolicy": self.policies,
             "Crew": self.crews,
+            "Model": self.models,
         }[kind]
 
     def entry(self, key: str) -> SpecEntry | None:
@@ -128,8 +131,9 @@ class Program:
         return boss if spec.process == "hierarchical" and boss in self.agents else None
 
     def entries(self) -> list[SpecEntry]:
-        """Every spec: agents, tools, memory policies, crews."""
-        return [e for g in (self.agents, self.tools, self.policies, self.crews) for e in g.values()]
+        """Every spec: agents, tools, memory policies, crews, models."""
+        groups = (self.agents, self.tools, self.policies, self.crews, self.models)
+        return [e for g in groups for e in g.values()]
 
     def user_entries(self) -> list[SpecEntry]:
         return [e for e in self.entries() if e.origin == "user"]

@@ -12,6 +12,8 @@ from specs.kinds import KINDS as KINDS
 from specs.kinds import SpecModel as SpecModel
 from specs.memory_policy import MemoryPolicy as MemoryPolicy
 from specs.memory_policy import MemoryPolicySpec as MemoryPolicySpec
+from specs.model import ModelDef as ModelDef
+from specs.model import ModelSpec as ModelSpec
 from specs.tool import Tool as Tool
 from specs.tool import ToolSpec as ToolSpec
 
@@ -26,6 +28,8 @@ __all__ = [
     "MemoryPolicy",
     "MemoryPolicySpec",
     "Metadata",
+    "ModelDef",
+    "ModelSpec",
     "SpecModel",
     "TaskSpec",
     "Tool",

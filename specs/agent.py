@@ -42,10 +42,17 @@ class TreeOfThought(Model):
 
 
 class AgentSpec(Model):
-    model: str = DEFAULT_MODEL
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="local/<name>, a litellm string (provider/model), scripted:FILE, or the "
+        "name of a Model spec",
+    )
     fallbacks: tuple[str, ...] = ()
     model_params: dict[str, Any] = Field(
-        default_factory=dict, description="passed to the model gateway (api_base, api_key, ...)"
+        default_factory=dict,
+        description="sent with every model request: max_tokens (the length of one reply; "
+        "limits.max_tokens is the budget of the whole run), temperature, api_base, api_key "
+        "(${env:NAME}), …",
     )
     temperature: float | None = Field(None, ge=0, le=2)
     description: str = ""

@@ -28,6 +28,10 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "MemoryPolicy.kind": "MemoryPolicy: which stores an agent remembers with, and how",
     "MemoryPolicy.metadata": _META,
     "MemoryPolicy.spec": "the stores, what is remembered, and how it is recalled",
+    "Model.apiVersion": _API,
+    "Model.kind": "Model: a model many agents share, named once with its parameters",
+    "Model.metadata": _META,
+    "Model.spec": "the model string, its fallbacks and its parameters",
     "Tool.apiVersion": _API,
     "Tool.kind": "Tool: something an agent can call, and how it runs",
     "Tool.metadata": _META,
@@ -41,7 +45,6 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "InputSpec.default": "used when the run does not give this input",
     "InputSpec.required": "whether a run must give it (default: true unless it has a default)",
     # agents
-    "AgentSpec.model": "the model: local/<name>, a litellm string (provider/model) or scripted:FILE",
     "AgentSpec.fallbacks": "models tried in order when the model keeps failing",
     "AgentSpec.description": "what the agent does; shown to managers and delegating agents",
     "AgentSpec.inputs": "named inputs the instructions read as {{ inputs.<name> }}",

@@ -44,9 +44,9 @@ def _describe(name: str, schema: dict[str, Any]) -> None:
             prop["description"] = text
 
 
-def _kind_schema(model: type[SpecModel]) -> dict[str, Any]:
+def _kind_schema(kind: str, model: type[SpecModel]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, mode="validation")
-    _describe(model.__name__, schema)
+    _describe(kind, schema)  # the kind's name: kiln.json keeps each kind's body under it
     for name, sub in schema.get("$defs", {}).items():
         _describe(name, sub)
     if "description" not in schema:
@@ -86,7 +86,7 @@ def _any_kind(schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def generate() -> dict[str, str]:
     """Every schema file's name mapped to its exact text (sorted keys, trailing newline)."""
-    schemas = {kind: _kind_schema(model) for kind, model in KINDS.items()}
+    schemas = {kind: _kind_schema(kind, model) for kind, model in KINDS.items()}
     files = {
         _file_name(kind): _dump({**schema, **_header(_file_name(kind), f"agentkiln {kind}")})
         for kind, schema in schemas.items()

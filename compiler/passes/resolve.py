@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, did_you_mean, error
 from compiler.symbols import Program, SpecEntry, Templates, TemplateSite
 from compiler.templates import ParsedTemplate
-from specs import Agent, Crew
+from specs import Agent, Crew, ModelDef
 
-_GROUP = {"Agent": "agents", "Tool": "tools", "MemoryPolicy": "policies", "Crew": "crews"}
+_GROUP = {
+    "Agent": "agents",
+    "Tool": "tools",
+    "MemoryPolicy": "policies",
+    "Crew": "crews",
+    "Model": "models",
+}
 
 
 def resolve(tpl: Templates) -> tuple[Program, tuple[Diagnostic, ...]]:
@@ -35,6 +44,8 @@ def resolve(tpl: Templates) -> tuple[Program, tuple[Diagnostic, ...]]:
         | {k.split("/", 1)[1] for k in tpl.specs.invalid if k.startswith(kind + "/")}
         for kind, group in _GROUP.items()
     }
+    for name, entry in list(groups["agents"].items()):
+        groups["agents"][name] = _with_model(entry, groups["models"])
     for entry in groups["agents"].values():
         diags.extend(_agent_refs(entry, names))
     task_deps: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -48,8 +59,40 @@ def resolve(tpl: Templates) -> tuple[Program, tuple[Diagnostic, ...]]:
         crews=groups["crews"],
         templates=tpl.parsed,
         task_deps=task_deps,
+        models=groups["models"],
     )
     return program, tuple(diags)
+
+
+def _with_model(entry: SpecEntry, models: Mapping[str, SpecEntry]) -> SpecEntry:
+    """An agent whose ``model`` names a Model spec, with that spec merged in: its model
+    string, its fallbacks before the agent's own, its params under the agent's model_params.
+    Every later pass (checks, bounds, the runtime) then sees a plain model string."""
+    agent = entry.model
+    assert isinstance(agent, Agent)
+    named = models.get(agent.spec.model)
+    if named is None or "/" in agent.spec.model or ":" in agent.spec.model:
+        return entry
+    shared = named.model
+    assert isinstance(shared, ModelDef)
+    here, there = Path(entry.doc.path).parent, Path(named.doc.path).parent
+
+    def moved(model: str) -> str:  # a scripted file stays relative to the Model's file
+        if not model.startswith("scripted:") or here == there:
+            return model
+        path = model.removeprefix("scripted:")
+        if Path(path).is_absolute():
+            return model
+        return f"scripted:{os.path.relpath(there / path, here)}"
+
+    spec = agent.spec.model_copy(
+        update={
+            "model": moved(shared.spec.model),
+            "fallbacks": (*map(moved, shared.spec.fallbacks), *agent.spec.fallbacks),
+            "model_params": {**shared.spec.params, **agent.spec.model_params},
+        }
+    )
+    return replace(entry, model=agent.model_copy(update={"spec": spec}))
 
 
 def _missing(

@@ -67,7 +67,7 @@ def _validate_document(
                 f"a spec document must be a mapping, not {_type_name(data)}",
                 doc.span,
                 "start it with 'apiVersion: kiln/v1' and 'kind: Agent' "
-                "(or Tool, MemoryPolicy, Crew)",
+                "(or Tool, MemoryPolicy, Crew, Model)",
             )
         )
         return None
@@ -180,7 +180,7 @@ def _header_ok(doc: Document, diags: list[Diagnostic]) -> bool:
         else:
             message, hint, span = (
                 "missing kind",
-                "add 'kind: Agent' (or Tool, MemoryPolicy, Crew)",
+                "add 'kind: Agent' (or Tool, MemoryPolicy, Crew, Model)",
                 doc.span,
             )
         diags.append(error("K2002", message, span, hint))

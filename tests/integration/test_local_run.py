@@ -70,8 +70,7 @@ def test_the_research_crew_runs_on_the_local_model() -> None:
         assert isinstance(result.output, dict) and {"title", "summary"} <= set(result.output)
     else:
         assert "max_iterations exceeded" in str(result.error)
-    thoughts = [e for e in events if e.type == "agent.thought"]
-    assert thoughts and not [e for e in thoughts if e.data.get("malformed")]
+    assert [e for e in events if e.type == "agent.thought"], "the model was never asked"
     # no host is allowed to http_get in this run: refused with the reason, never fatal (a
     # tiny model also sends URLs that are no URL at all: refused with that reason)
     failed = [e for e in events if e.type == "tool.result" and e.data["status"] == "error"]

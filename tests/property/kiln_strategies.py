@@ -261,13 +261,29 @@ def template(draw: st.DrawFn, refs: list[str]) -> str:
 
 
 @st.composite
+def models(draw: st.DrawFn, name: str) -> Spec:
+    """A Model spec: a model string shared by agents, with fallbacks and parameters."""
+    spec: dict[str, Any] = {"model": draw(st.sampled_from(MODELS))}
+    if draw(st.booleans()):
+        spec["fallbacks"] = draw(st.lists(st.sampled_from(MODELS), max_size=2))
+    if draw(st.booleans()):
+        spec["params"] = {"max_tokens": draw(st.integers(1, 4096))}
+    return _doc("Model", draw(metadata(name)), spec)
+
+
+@st.composite
 def agents(
-    draw: st.DrawFn, name: str, earlier: list[str], tool_names: list[str], policy_names: list[str]
+    draw: st.DrawFn,
+    name: str,
+    earlier: list[str],
+    tool_names: list[str],
+    policy_names: list[str],
+    model_names: tuple[str, ...] = (),
 ) -> Spec:
     inputs = draw(st.dictionaries(identifiers, input_specs, max_size=3))
     read = draw(st.lists(st.sampled_from(sorted(inputs)), max_size=3)) if inputs else []
     spec: dict[str, Any] = {
-        "model": draw(st.sampled_from(MODELS)),
+        "model": draw(st.sampled_from((*MODELS, *model_names))),
         "instructions": draw(template([_ref("inputs", i) for i in read])),
         "inputs": inputs,
         "limits": {
@@ -377,14 +393,18 @@ def projects(draw: st.DrawFn) -> list[Spec]:
     if SHADOW_STDLIB and draw(st.booleans()):
         tool_names.append(draw(st.sampled_from(sorted(STDLIB_TOOLS))))
     policy_names = draw(_unique_names(0, 2))
+    model_names = tuple(draw(_unique_names(0, 2)))
     agent_names = draw(_unique_names(1, 3))
     crew_names = draw(_unique_names(0, 2))
     docs = [draw(tools(n)) for n in tool_names]
     docs += [draw(policies(n)) for n in policy_names]
+    docs += [draw(models(n)) for n in model_names]
     agent_docs: list[Spec] = []
     for i, name in enumerate(agent_names):
         usable = sorted({*tool_names, *STDLIB_TOOLS})
-        agent_docs.append(draw(agents(name, agent_names[:i], usable, policy_names)))
+        agent_docs.append(
+            draw(agents(name, agent_names[:i], usable, policy_names, model_names))
+        )
     docs += agent_docs
     docs += [draw(crews(n, agent_docs, policy_names)) for n in crew_names]
     return docs

@@ -90,6 +90,18 @@ VALID: dict[str, list[dict[str, Any]]] = {
             },
         },
     ],
+    "model.json": [
+        {
+            "apiVersion": "kiln/v1",
+            "kind": "Model",
+            "metadata": {"name": "fast"},
+            "spec": {
+                "model": "openai/gpt-4o-mini",
+                "fallbacks": ["anthropic/claude-3-5-haiku-latest"],
+                "params": {"max_tokens": 512, "temperature": 0.2},
+            },
+        },
+    ],
 }
 KIND_FILES = sorted(VALID)
 DOCUMENTS = [(name, doc) for name in KIND_FILES for doc in VALID[name]]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic, error
-from compiler.models import ModelProblem, parse_model, price
-from compiler.symbols import Program
+from compiler.diagnostics import Diagnostic, closest, error
+from compiler.models import ModelProblem, ModelRef, parse_model, price
+from compiler.symbols import Program, SpecEntry
+from specs import ModelDef
 from specs.source import DataPath
 
 
@@ -32,30 +33,84 @@ def check_tot(program: Program) -> Iterator[Diagnostic]:
 
 
 def check_models(program: Program) -> Iterator[Diagnostic]:
+    for entry in program.models.values():
+        if entry.origin != "user" or entry.lost("spec"):
+            continue
+        shared = entry.model
+        assert isinstance(shared, ModelDef)
+        sites: list[tuple[DataPath, str]] = [(("spec", "model"), shared.spec.model)]
+        sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(shared.spec.fallbacks)]
+        for path, text in sites:
+            yield from _site(entry, path, text, priced=True)
     for entry in program.agents.values():
         if entry.origin != "user":
             continue
         spec = program.agent(entry.name).spec
-        sites: list[tuple[DataPath, str]] = [(("spec", "model"), spec.model)]
-        sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(spec.fallbacks)]
-        folder = Path(entry.doc.path).parent
+        named = _named_model(program, entry)
+        # A Model spec's own strings were checked at the Model; what stays for the agent is
+        # the price of what it runs, and its own fallbacks (after the Model's).
+        skip = len(named.spec.fallbacks) if named is not None else 0
+        sites = [(("spec", "model"), spec.model)]
+        sites += [(("spec", "fallbacks", i - skip), m) for i, m in enumerate(spec.fallbacks)]
         for path, text in sites:
-            result = parse_model(text)
-            if isinstance(result, ModelProblem):
-                yield error("K4007", result.message, entry.doc.locate(path), result.hint)
-            elif result.kind == "scripted" and not (folder / result.name).is_file():
-                yield error(
-                    "K4014",
-                    f"the scripted model's file {result.name!r} does not exist "
-                    f"(looked for {folder / result.name})",
-                    entry.doc.locate(path),
-                    "a scripted model's path is relative to the spec's file",
-                )
-            elif price(result) is None and spec.limits.max_cost_usd is None:
-                yield error(
-                    "K5003",
-                    f"the price of '{text}' is not known, so agent '{entry.name}' "
-                    "has no cost bound",
-                    entry.doc.locate(path),
-                    "set spec.limits.max_cost_usd to bound it",
-                )
+            if named is not None and path[1] == "fallbacks" and int(path[2]) < 0:
+                continue
+            if named is not None and path == ("spec", "model"):
+                ref = parse_model(text)
+                if isinstance(ref, ModelRef):
+                    yield from _unpriced(entry, path, text, ref, spec.limits.max_cost_usd)
+                continue
+            yield from _site(
+                entry, path, text, priced=spec.limits.max_cost_usd is None, models=program.models
+            )
+
+
+def _named_model(program: Program, entry: SpecEntry) -> ModelDef | None:
+    """The Model spec an agent's document names in ``model``, if it names one."""
+    data = entry.doc.data
+    raw = data.get("spec", {}).get("model") if isinstance(data, dict) else None
+    if not isinstance(raw, str) or "/" in raw or ":" in raw:
+        return None
+    named = program.models.get(raw)
+    shared = named.model if named is not None else None
+    return shared if isinstance(shared, ModelDef) else None
+
+
+def _site(
+    entry: SpecEntry,
+    path: DataPath,
+    text: str,
+    *,
+    priced: bool,
+    models: Collection[str] = (),
+) -> Iterator[Diagnostic]:
+    folder = Path(entry.doc.path).parent
+    result = parse_model(text)
+    if isinstance(result, ModelProblem):
+        hint = result.hint
+        near = closest(text, models) if "/" not in text and ":" not in text else None
+        if near is not None:  # a Model spec's name, misspelt
+            hint = f"did you mean '{near}'?"
+        yield error("K4007", result.message, entry.doc.locate(path), hint)
+    elif result.kind == "scripted" and not (folder / result.name).is_file():
+        yield error(
+            "K4014",
+            f"the scripted model's file {result.name!r} does not exist "
+            f"(looked for {folder / result.name})",
+            entry.doc.locate(path),
+            "a scripted model's path is relative to the spec's file",
+        )
+    elif priced and entry.kind == "Agent":
+        yield from _unpriced(entry, path, text, result, None)
+
+
+def _unpriced(
+    entry: SpecEntry, path: DataPath, text: str, ref: ModelRef, bound: float | None
+) -> Iterator[Diagnostic]:
+    if price(ref) is None and bound is None:
+        yield error(
+            "K5003",
+            f"the price of '{text}' is not known, so agent '{entry.name}' has no cost bound",
+            entry.doc.locate(path),
+            "set spec.limits.max_cost_usd to bound it",
+        )
