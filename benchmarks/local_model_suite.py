@@ -1,15 +1,14 @@
 """The newcomer suite: 22 first-hour requests run through kiln's ReAct loop on a local model.
 
-Run: ``.venv/bin/python benchmarks/local_model_suite.py [--model local/qwen2.5-coder-1.5b]
+Run: ``.venv/bin/python benchmarks/local_model_suite.py [--model local/NAME]
 [--threads N] [--only calc,words,time,two,none] [--json FILE]``
 
 Each task is what a newcomer types on day one: arithmetic with the calculator, counting words,
-the time in a city, two-step tool use, and questions that need no tool. The agent is the
-quickstart's (same instructions and output schema) with ``current_time`` added to its tools,
-so the suite measures exactly what ``make run`` gives. A task is solved when the final
-answer holds the right value (numbers compared as numbers, words case-insensitively) and,
-for time questions, the value comes from the tool. Prints one line per task, then solved/N
-and seconds per task; figures are printed, never asserted.
+the time in a city, two-step tool use, and questions that need no tool. The agent is
+``examples/quickstart`` itself, so the suite measures exactly what ``make run`` gives.
+A task is solved when the final answer holds the right value (numbers compared as numbers,
+words case-insensitively) and, for time questions, the value comes from the tool. Prints one
+line per task, then solved/N and seconds per task; figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ import anyio  # noqa: E402
 
 from runtime.events import Event  # noqa: E402
 from runtime.run import execute, prepare  # noqa: E402
+
+QUICKSTART = ROOT / "examples" / "quickstart"
 
 Check = Callable[[str, list[Event]], bool]
 
@@ -139,42 +140,15 @@ TASKS: tuple[Task, ...] = (
     Task("none", "Which planet do we live on?", words("earth"), "Earth"),
 )
 
-AGENT = """\
-apiVersion: kiln/v1
-kind: Agent
-metadata: {name: assistant}
-spec:
-  model: MODEL
-  inputs:
-    question: {type: string, description: what the user asks}
-  instructions: INSTRUCTIONS
-  tools: [calculator, word_count, current_time]
-  strategy: react
-  limits: {max_iterations: 6, timeout_s: 300, max_tokens: 6000}
-  output_schema:
-    type: object
-    properties:
-      answer: {type: string}
-    required: [answer]
-"""
-
-
-def quickstart_instructions() -> str:
-    import yaml
-
-    spec = yaml.safe_load((ROOT / "examples/quickstart/assistant.yaml").read_text("utf-8"))
-    return str(spec["spec"]["instructions"])
-
-
 def answer_text(output: Any) -> str:
     if isinstance(output, dict):
         return " ".join(str(v) for v in output.values())
     return "" if output is None else str(output)
 
 
-def run_task(folder: Path, model: str, task: Task) -> tuple[bool, float, str, int]:
+def run_task(folder: Path, model: str | None, task: Task) -> tuple[bool, float, str, int]:
     prepared = prepare(
-        [folder],
+        [QUICKSTART],
         agent="assistant",
         inputs={"question": task.question},
         model=model,
@@ -201,7 +175,7 @@ class Row:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="local/qwen2.5-coder-1.5b")
+    parser.add_argument("--model", help="instead of the quickstart's own (e.g. local/NAME)")
     parser.add_argument("--threads", type=int, help="llama.cpp threads (KILN_LOCAL_THREADS)")
     parser.add_argument("--only", help="task kinds, comma-separated")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -213,10 +187,6 @@ def main() -> int:
     kinds = set(args.only.split(",")) if args.only else None
     tasks = [t for t in TASKS if kinds is None or t.kind in kinds]
     folder = Path(tempfile.mkdtemp(prefix="kiln-suite-"))
-    text = AGENT.replace("MODEL", args.model).replace(
-        "INSTRUCTIONS", json.dumps(quickstart_instructions())
-    )
-    (folder / "assistant.yaml").write_text(text, encoding="utf-8")
     rows: list[Row] = []
     try:
         for task in tasks:
@@ -233,7 +203,7 @@ def main() -> int:
     solved = sum(r.ok for r in rows)
     times = [r.seconds for r in rows]
     print(
-        f"\n{args.model}: solved {solved}/{len(rows)}; "
+        f"\n{args.model or 'the quickstart model'}: solved {solved}/{len(rows)}; "
         f"{statistics.mean(times):.1f} s a task (median {statistics.median(times):.1f}, "
         f"max {max(times):.1f})"
     )

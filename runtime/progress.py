@@ -48,7 +48,7 @@ def bytes_joined(name: str) -> Callable[[int, int], None] | None:
 
 class StderrReporter:
     """One updating line on a terminal; on anything else, a line at most every 2 seconds
-    (and each step's last line), so logs stay short."""
+    (and each step's first and last lines), so logs stay short."""
 
     def __init__(self, stream: TextIO | None = None, interval_s: float = 2.0) -> None:
         self._stream = stream or sys.stderr
@@ -59,13 +59,14 @@ class StderrReporter:
 
     def __call__(self, message: str, fraction: float | None) -> None:
         finished = fraction is None or fraction >= 1.0
+        starting = fraction == 0.0  # a step's first line is always shown
         with self._lock:
             now = time.monotonic()
             if self._tty:
                 percent = f" {fraction:4.0%}" if fraction is not None else ""
                 end = "\n" if finished else ""
                 self._stream.write(f"\r\x1b[2K{message}{percent}{end}")
-            elif finished or now - self._last >= self._interval_s:
+            elif finished or starting or now - self._last >= self._interval_s:
                 self._stream.write(message + "\n")
                 self._last = now
             self._stream.flush()

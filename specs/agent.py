@@ -8,7 +8,7 @@ from pydantic import Field
 
 from specs._common import InputName, InputSpec, JsonSchema, Metadata, Model, Name, Template
 
-DEFAULT_MODEL = "local/smollm2-135m"
+DEFAULT_MODEL = "local/qwen2.5-coder-1.5b"
 
 
 class AgentLimits(Model):

@@ -67,20 +67,18 @@ def import_cagent(path: Path, model: str) -> Imported:
     if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
         raise ValueError("not a cagent file: it has no 'agents' mapping")
     models: dict[str, Any] = data["models"] if isinstance(data.get("models"), dict) else {}
-    providers: dict[str, Any] = (
-        data["providers"] if isinstance(data.get("providers"), dict) else {}
-    )
+    providers: dict[str, Any] = data["providers"] if isinstance(data.get("providers"), dict) else {}
     imported = Imported()
     names = {key: kiln_name(str(key)) for key in data["agents"]}
     tools_written: set[str] = set()
+    shared: set[str] = set()
     for key, raw in data["agents"].items():
         agent = raw if isinstance(raw, dict) else {}
         at = f"{path.name}: agents.{key}"
         spec: dict[str, Any] = {}
-        model_name, params = _model(agent.get("model"), models, providers, model, imported, at)
-        spec["model"] = model_name
-        if params:
-            spec["model_params"] = params
+        spec.update(
+            _agent_model(agent.get("model"), models, providers, model, imported, at, shared)
+        )
         if agent.get("description"):
             spec["description"] = " ".join(str(agent["description"]).split())
         spec["instructions"] = str(agent.get("instruction") or "You help.").strip()
@@ -108,6 +106,44 @@ def import_cagent(path: Path, model: str) -> Imported:
              "spec": spec},
         )  # fmt: skip
     return imported
+
+
+def _agent_model(
+    ref: Any,
+    models: dict[str, Any],
+    providers: dict[str, Any],
+    default: str,
+    imported: Imported,
+    at: str,
+    shared: set[str],
+) -> dict[str, Any]:
+    """An agent's model, model_params and fallbacks; a model named in the file's ``models``
+    becomes one Model spec that every agent naming it shares."""
+    spec: dict[str, Any] = {}
+    refs = [r.strip() for r in str(ref or "").split(",") if r.strip()]
+    model_name, params = _model(ref, models, providers, default, imported, at)
+    if refs and isinstance(models.get(refs[0]), dict):
+        name = kiln_name(refs[0])
+        if name not in shared:
+            shared.add(name)
+            model_spec: dict[str, Any] = {"model": model_name}
+            if params:
+                model_spec["params"] = params
+            imported.add(
+                "models.yaml",
+                {"apiVersion": "kiln/v1", "kind": "Model", "metadata": {"name": name},
+                 "spec": model_spec},
+            )  # fmt: skip
+        spec["model"] = name
+    else:
+        spec["model"] = model_name
+        if params:
+            spec["model_params"] = params
+    # cagent's "a,b": try b when a fails
+    fallbacks = [_model(r, models, providers, default, imported, at)[0] for r in refs[1:]]
+    if fallbacks:
+        spec["fallbacks"] = fallbacks
+    return spec
 
 
 def _model(

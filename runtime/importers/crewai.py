@@ -54,7 +54,31 @@ class _CrewPy:
     task_context: dict[str, list[str]] = field(default_factory=dict)
     task_output: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_extra: dict[str, list[str]] = field(default_factory=dict)
+    #: method name -> the key of agents.yaml / tasks.yaml its config= reads (often different:
+    #: ``def senior_idea_analyst_agent`` reading ``agents_config['senior_idea_analyst']``)
+    config_key: dict[str, str] = field(default_factory=dict)
     found: bool = False
+
+    def keyed(self) -> _CrewPy:
+        """The same facts with every method name replaced by the config key it reads."""
+
+        def k(name: str) -> str:
+            return self.config_key.get(name, name)
+
+        def keys(mapping: dict[str, Any]) -> dict[str, Any]:
+            return {k(name): value for name, value in mapping.items()}
+
+        return _CrewPy(
+            process=self.process,
+            agent_tools=keys(self.agent_tools),
+            agent_llm=keys(self.agent_llm),
+            task_order=list(dict.fromkeys(k(t) for t in self.task_order)),
+            task_agent={k(t): k(a) for t, a in self.task_agent.items()},
+            task_context={k(t): [k(c) for c in cs] for t, cs in self.task_context.items()},
+            task_output=keys(self.task_output),
+            task_extra=keys(self.task_extra),
+            found=self.found,
+        )
 
 
 def import_crewai(path: Path, model: str) -> Imported:
@@ -274,7 +298,7 @@ def _read_crew_py(folder: Path) -> _CrewPy:
         _read_module(tree, found)
         found.found = True
         break
-    return found
+    return found.keyed()
 
 
 def _read_module(tree: ast.Module, found: _CrewPy) -> None:
@@ -288,6 +312,9 @@ def _read_module(tree: ast.Module, found: _CrewPy) -> None:
             continue
         decorators = {_name(d) for d in node.decorator_list}
         call = _first_call(node, {"Agent", "Task"})
+        key = _config_key(call) if call is not None else None
+        if key is not None and decorators & {"agent", "task"}:
+            found.config_key[node.name] = key
         if "agent" in decorators and call is not None:
             _read_agent(node.name, call, tool_vars, found)
         elif "task" in decorators:
@@ -324,6 +351,17 @@ def _read_task(
                 found.task_output[name] = _schema_of(model, models)
         elif kw.arg in ("output_file", "human_input", "async_execution", "callback", "guardrail"):
             found.task_extra.setdefault(name, []).append(kw.arg)
+
+
+def _config_key(call: ast.Call) -> str | None:
+    """``config=self.agents_config['key']`` -> ``key``."""
+    for kw in call.keywords:
+        value = kw.value
+        if kw.arg == "config" and isinstance(value, ast.Subscript):
+            index = value.slice
+            if isinstance(index, ast.Constant) and isinstance(index.value, str):
+                return index.value
+    return None
 
 
 def _tool_variables(tree: ast.Module) -> dict[str, str]:

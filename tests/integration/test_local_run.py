@@ -1,5 +1,6 @@
-"""The quickstart end to end on the embedded local model (SmolLM2-135M via llama.cpp):
-what ``make run`` does, checked. A tiny model's answers are often wrong; what must hold is
+"""The quickstart end to end on the embedded local model (Qwen2.5-Coder-1.5B via llama.cpp,
+joined from its chunk packages): what ``make run`` does, checked, answer included. The
+research crew runs on SmolLM2-135M, whose answers are often wrong: there what must hold is
 that every step it takes is well formed and the run finishes within its limits."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import anyio
+import pytest
 
 from runtime.events import Event
 from runtime.run import execute, prepare
@@ -22,17 +24,19 @@ def _run(question: str) -> tuple[str, object, list[Event]]:
     return result.status, result.output if result.ok else result.error, events
 
 
-def test_the_quickstart_runs_on_the_local_model() -> None:
+@pytest.mark.timeout(600)  # a 1.5B model on one thread of a loaded CI machine: minutes
+def test_the_quickstart_answers_right_on_the_local_model() -> None:
     status, output, events = _run("What is 12 times 7? Use the calculator.")
     assert status == "succeeded", output
-    assert isinstance(output, dict) and isinstance(output.get("answer"), str)
+    assert isinstance(output, dict) and "84" in str(output.get("answer")), output
     thoughts = [e for e in events if e.type == "agent.thought"]
     assert thoughts, "the model was never asked"
-    assert all(e.data["model"] == "local/smollm2-135m" for e in thoughts)
+    assert all(e.data["model"] == "local/qwen2.5-coder-1.5b" for e in thoughts)
     assert all(e.data["usage"]["completion_tokens"] > 0 for e in thoughts)
     # Schema-constrained decoding: every step names a real tool or answers.
-    actions = [e.data["tool"] for e in events if e.type == "agent.action"]
-    assert set(actions) <= {"calculator", "word_count"}
+    actions = [e.data for e in events if e.type == "agent.action"]
+    assert [a["tool"] for a in actions] == ["calculator"]
+    assert "12" in actions[0]["input"]["expression"] and "7" in actions[0]["input"]["expression"]
     assert not [e for e in thoughts if e.data.get("malformed")]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -183,8 +184,12 @@ def test_a_cagent_file_becomes_valid_specs(write_specs: WriteSpecs, tmp_path: Pa
     write_imported(imported, tmp_path / "c")
     docs = _valid(tmp_path / "c")
     root, engineer = docs["agents.yaml"]
-    assert root["spec"]["model"] == "anthropic/claude-sonnet-4-0"  # type: ignore[index]
-    assert root["spec"]["model_params"] == {"max_tokens": 64000}  # type: ignore[index]
+    (shared,) = docs["models.yaml"]
+    assert root["spec"]["model"] == shared["metadata"]["name"] == "model"  # type: ignore[index]
+    assert shared["spec"] == {
+        "model": "anthropic/claude-sonnet-4-0",
+        "params": {"max_tokens": 64000},
+    }
     assert root["spec"]["delegate_to"] == ["engineer"]  # type: ignore[index]
     assert {"file_read", "file_write", "mcp-server-time"} <= set(root["spec"]["tools"])  # type: ignore[index]
     assert engineer["spec"]["output_schema"]["required"] == ["done"]  # type: ignore[index]
@@ -234,7 +239,7 @@ def test_kiln_import_writes_reports_and_never_overwrites(
     out = tmp_path / "team"
     assert main(["import", "cagent", str(source), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "wrote 5 specs" in printed and "toolset 'think'" in printed and "ok:" in printed
+    assert "wrote 6 specs" in printed and "toolset 'think'" in printed and "ok:" in printed
     assert main(["import", "cagent", str(source), "-o", str(out)]) == 1
     assert "--force" in capsys.readouterr().err
     assert main(["import", "cagent", str(source), "-o", str(out), "--force"]) == 0
@@ -242,3 +247,31 @@ def test_kiln_import_writes_reports_and_never_overwrites(
     not_cagent = write_specs(**{"x.yaml": "just: text\n"}) / "x.yaml"
     assert main(["import", "cagent", str(not_cagent), "-o", str(tmp_path / "x")]) == 1
     assert "no 'agents' mapping" in capsys.readouterr().err
+
+
+def test_crewai_methods_named_apart_from_their_config_keys(
+    write_specs: WriteSpecs, tmp_path: Path
+) -> None:
+    crew_py = (
+        CREW_PY.replace("def researcher(self)", "def researcher_agent(self)")
+        .replace("def reporting_analyst(self)", "def analyst_agent(self)")
+        .replace("def research_task(self)", "def research(self)")
+        .replace("def reporting_task(self)", "def report(self)")
+        .replace(
+            "Task(config=self.tasks_config['research_task'])",
+            "Task(config=self.tasks_config['research_task'], agent=self.analyst_agent())",
+        )
+    )
+    tasks = TASKS.replace("  agent: researcher\n", "")
+    project = write_specs(
+        **{"config__agents.yaml": AGENTS, "config__tasks.yaml": tasks, "crew.py": crew_py}
+    )
+    imported = import_crewai(project, "openai/gpt-4o-mini")
+    write_imported(imported, tmp_path / "k")
+    docs = _valid(tmp_path / "k")
+    tasks_out: Any = docs["crew.yaml"][0]["spec"]["tasks"]  # type: ignore[index]
+    assert [t["agent"] for t in tasks_out] == ["reporting_analyst", "reporting_analyst"]
+    assert "output_schema" in tasks_out[1]  # output_pydantic found through the method
+    researcher: Any = docs["agents.yaml"][0]["spec"]
+    assert researcher["tools"] == ["file_read"]  # tools found through the method
+    assert not [x for x in imported.leftovers if "is not in agents.yaml" in x.what]

@@ -63,7 +63,12 @@ def test_plan_text_has_sorted_keys_and_a_hash_per_spec() -> None:
     text = dumps(plan)
     assert json.loads(text) == plan
     assert text == json.dumps(plan, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    assert set(plan["specs"]) == {"Agent/assistant", "Tool/word_count", "Tool/calculator"}
+    assert set(plan["specs"]) == {
+        "Agent/assistant",
+        "Tool/word_count",
+        "Tool/calculator",
+        "Tool/current_time",
+    }
     for entry in plan["specs"].values():
         assert entry["hash"].startswith("sha256:") and len(entry["hash"]) == 71
     assert str(plan["plan_hash"]).startswith("sha256:")
