@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import yaml
 
-from runtime.importers.common import Imported, escape_jinja, kiln_name
+from runtime.importers.common import Imported, document, escape_jinja, kiln_name
 
 __all__ = ["import_adk"]
 
@@ -87,7 +87,7 @@ def _agent(path: Path, model: str, imported: Imported, seen: dict[Path, str]) ->
         spec["delegate_to"] = subs
     imported.add(
         "agents.yaml",
-        {"apiVersion": "kiln/v1", "kind": "Agent", "metadata": {"name": name}, "spec": spec},
+        document("Agent", name, spec),
     )
     return name
 
@@ -117,7 +117,7 @@ def _crew(
     spec["output"] = tasks[-1]["name"]
     imported.add(
         "crews.yaml",
-        {"apiVersion": "kiln/v1", "kind": "Crew", "metadata": {"name": name}, "spec": spec},
+        document("Crew", name, spec),
     )
 
 

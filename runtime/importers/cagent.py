@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from runtime.importers.common import Imported, kiln_name
+from runtime.importers.common import Imported, document, kiln_name
 
 __all__ = ["import_cagent"]
 
@@ -44,11 +44,10 @@ _LEFT: Final = {
 _AGENT_KEYS: Final = {"model", "description", "instruction", "sub_agents", "toolsets",
                       "structured_output", "max_iterations", "name"}  # fmt: skip
 
-SHELL_TOOL: Final[dict[str, Any]] = {
-    "apiVersion": "kiln/v1",
-    "kind": "Tool",
-    "metadata": {"name": "shell"},
-    "spec": {
+SHELL_TOOL: Final[dict[str, Any]] = document(
+    "Tool",
+    "shell",
+    {
         "description": "Run a shell command in a sandbox and return its output.",
         "input_schema": {
             "type": "object",
@@ -58,7 +57,7 @@ SHELL_TOOL: Final[dict[str, Any]] = {
         },
         "executor": {"type": "shell", "argv": ["sh", "-c", "{{ input.command }}"]},
     },
-}
+)
 
 
 def import_cagent(path: Path, model: str) -> Imported:
@@ -102,8 +101,7 @@ def import_cagent(path: Path, model: str) -> Imported:
             imported.leave(at, option, "no kiln counterpart")
         imported.add(
             "agents.yaml",
-            {"apiVersion": "kiln/v1", "kind": "Agent", "metadata": {"name": names[key]},
-             "spec": spec},
+            document("Agent", names[key], spec),
         )  # fmt: skip
     return imported
 
@@ -131,8 +129,7 @@ def _agent_model(
                 model_spec["params"] = params
             imported.add(
                 "models.yaml",
-                {"apiVersion": "kiln/v1", "kind": "Model", "metadata": {"name": name},
-                 "spec": model_spec},
+                document("Model", name, model_spec),
             )  # fmt: skip
         spec["model"] = name
     else:
@@ -273,6 +270,6 @@ def _mcp(toolset: dict[str, Any], imported: Imported, at: str, written: set[str]
         imported.leave(at, "tools: a subset of the server's tools", "kiln lists every tool")
     imported.add(
         "tools.yaml",
-        {"apiVersion": "kiln/v1", "kind": "Tool", "metadata": {"name": name}, "spec": spec},
+        document("Tool", name, spec),
     )
     return name

@@ -11,7 +11,15 @@ import yaml
 
 from specs.source.atomic import write_atomic
 
-__all__ = ["Imported", "Leftover", "escape_jinja", "kiln_name", "template", "write_specs"]
+__all__ = [
+    "Imported",
+    "Leftover",
+    "document",
+    "escape_jinja",
+    "kiln_name",
+    "template",
+    "write_specs",
+]
 
 _VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _JINJA_OPENERS = re.compile(r"\{(?=[{%#])")
@@ -43,6 +51,11 @@ class Imported:
 
     def leave(self, where: str, what: str, hint: str = "") -> None:
         self.leftovers.append(Leftover(where, what, hint))
+
+
+def document(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A kiln/v1 spec document of ``kind`` named ``name``."""
+    return {"apiVersion": "kiln/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def kiln_name(text: str) -> str:
@@ -82,9 +95,7 @@ _Dumper.add_representer(str, _text)
 
 def dump(documents: list[dict[str, Any]]) -> str:
     header = "# Written by 'kiln import': review it, then run 'kiln validate' on this folder.\n"
-    body = yaml.dump_all(
-        documents, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
-    )
+    body = yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     return header + body
 
 

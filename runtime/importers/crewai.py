@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import yaml
 
-from runtime.importers.common import Imported, kiln_name, template
+from runtime.importers.common import Imported, document, kiln_name, template
 
 __all__ = ["import_crewai"]
 
@@ -157,7 +157,7 @@ def _one_crew(config: Path, model: str, imported: Imported, prefix: str) -> None
     spec["output"] = crew_tasks[-1]["name"]
     imported.add(
         f"{prefix}crew.yaml",
-        {"apiVersion": "kiln/v1", "kind": "Crew", "metadata": {"name": crew_name}, "spec": spec},
+        document("Crew", crew_name, spec),
     )
 
 
@@ -209,7 +209,7 @@ def _agent(
     for option in sorted(set(agent) - {"role", "goal", "backstory", "llm", "max_iter"}):
         if option not in _AGENT_DROPPED:
             imported.leave(at, f"{option}: {agent[option]!r}", "no kiln counterpart")
-    return {"apiVersion": "kiln/v1", "kind": "Agent", "metadata": {"name": name}, "spec": spec}
+    return document("Agent", name, spec)
 
 
 def _task(
@@ -256,16 +256,15 @@ _TASK_HINTS: Final = {
 
 
 def _manager(name: str, model: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kiln/v1",
-        "kind": "Agent",
-        "metadata": {"name": name},
-        "spec": {
+    return document(
+        "Agent",
+        name,
+        {
             "model": model,
             "instructions": "You manage a crew: hand each task to the agent best suited to it, "
             "check what comes back, and put together the final answer.",
         },
-    }
+    )
 
 
 def _flat(value: Any) -> str:
@@ -337,9 +336,7 @@ def _read_agent(name: str, call: ast.Call, tool_vars: dict[str, str], found: _Cr
                 found.agent_llm[name] = model
 
 
-def _read_task(
-    name: str, call: ast.Call, models: dict[str, ast.ClassDef], found: _CrewPy
-) -> None:
+def _read_task(name: str, call: ast.Call, models: dict[str, ast.ClassDef], found: _CrewPy) -> None:
     for kw in call.keywords:
         if kw.arg == "agent":
             found.task_agent[name] = _name(kw.value)

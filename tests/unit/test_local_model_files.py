@@ -99,3 +99,11 @@ def test_progress_reaches_an_installed_reporter(site: Path) -> None:
         progress.install(previous)
     assert lines and lines[-1][1] == 1.0
     assert lines[-1][0].startswith("joining local model tiny")
+
+
+def test_the_compiler_knows_every_embedded_model_and_no_other() -> None:
+    """compiler.models cannot import the runtime (layering): its list is kept by hand and
+    checked here against the table that says where each file comes from."""
+    from compiler.models import LOCAL_MODELS
+
+    assert set(local.EMBEDDED) == LOCAL_MODELS

@@ -49,12 +49,10 @@ def check_models(program: Program) -> Iterator[Diagnostic]:
         named = _named_model(program, entry)
         # A Model spec's own strings were checked at the Model; what stays for the agent is
         # the price of what it runs, and its own fallbacks (after the Model's).
-        skip = len(named.spec.fallbacks) if named is not None else 0
+        own = spec.fallbacks[len(named.spec.fallbacks) :] if named is not None else spec.fallbacks
         sites = [(("spec", "model"), spec.model)]
-        sites += [(("spec", "fallbacks", i - skip), m) for i, m in enumerate(spec.fallbacks)]
+        sites += [(("spec", "fallbacks", i), m) for i, m in enumerate(own)]
         for path, text in sites:
-            if named is not None and path[1] == "fallbacks" and int(path[2]) < 0:
-                continue
             if named is not None and path == ("spec", "model"):
                 ref = parse_model(text)
                 if isinstance(ref, ModelRef):
