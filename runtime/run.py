@@ -266,9 +266,7 @@ def prepare(
         }
     memory = None
     if program.policies:
-        memory = MemoryService(
-            program, root=memory_dir or default_root(), runs_db=runs_db
-        )
+        memory = MemoryService(program, root=memory_dir or default_root(), runs_db=runs_db)
     runner = Runner(
         program,
         compilation.graphs,
@@ -343,10 +341,18 @@ async def execute(
             hub = await stack.enter_async_context(McpHub())
             stack.callback(CURRENT_HUB.reset, CURRENT_HUB.set(hub))
             await _list_servers(prepared, hub, specs)
-        token = WORKSPACE.set(_workspace(prepared, run_id))
+        workspace = _workspace(prepared, run_id)
+        token = WORKSPACE.set(workspace)
         stack.callback(WORKSPACE.reset, token)
+        if prepared.sandbox is not None:
+            stack.push_async_callback(_forget_workspace, prepared.sandbox, workspace)
         return await _execute(prepared, sinks, store, run_id, who or Who())
     raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see the return
+
+
+async def _forget_workspace(sandbox: SandboxExecutor, workspace: Path) -> None:
+    with anyio.CancelScope(shield=True):
+        await sandbox.forget(workspace)
 
 
 async def _release(prepared: Prepared) -> None:

@@ -9,6 +9,7 @@ it is used only when the tool's spec or the run says ``unsafe``.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from sandbox.backends import ISOLATING
 from sandbox.pool import Pool, SandboxError
 from sandbox.profile import BackendName, Profile
 from specs import Tool
+from stdlib_tools.workspace import WorkspaceError
+from stdlib_tools.workspace import root as workspace_root
 
 
 class SandboxExecutor:
@@ -38,10 +41,14 @@ class SandboxExecutor:
         #: tool name -> the folder of its spec file (``paths`` are relative to it)
         self.folders = dict(folders or {})
         self._default: BackendName | None = None
-        self._profiles: dict[int, tuple[Tool, Profile]] = {}
+        self._profiles: dict[tuple[int, str | None], tuple[Tool, Profile]] = {}
 
     def profile(self, tool: Tool) -> Profile:
-        cached = self._profiles.get(id(tool))
+        """The sandbox ``tool`` runs in; for a tool that sees the workspace, the current
+        run's (so each run gets workers of its own)."""
+        workspace = self._workspace(tool)
+        key = (id(tool), workspace)
+        cached = self._profiles.get(key)
         if cached is not None and cached[0] is tool:
             return cached[1]
         limits = tool.spec.sandbox
@@ -62,9 +69,30 @@ class SandboxExecutor:
             max_open_files=limits.max_open_files,
             max_output_bytes=limits.max_output_bytes,
             paths=self._paths(tool),
+            workspace=workspace,
+            workspace_writable=limits.workspace == "rw",
+            folders=self._folders(tool),
         )
-        self._profiles[id(tool)] = (tool, profile)
+        self._profiles[key] = (tool, profile)
         return profile
+
+    async def forget(self, workspace: Path) -> None:
+        """A run is over: its workspace's workers go."""
+        real = _real(workspace)
+        for key in [k for k in self._profiles if k[1] == real]:
+            del self._profiles[key]
+        await self.pool.forget(real)
+
+    def _workspace(self, tool: Tool) -> str | None:
+        if tool.spec.sandbox.workspace == "none":
+            return None
+        try:
+            return str(workspace_root())
+        except WorkspaceError as exc:
+            raise ToolError(f"{tool.metadata.name}: {exc}") from None
+
+    def _folders(self, tool: Tool) -> tuple[str, ...]:
+        return self._inside_spec_folder(tool, tool.spec.sandbox.folders, "folder")
 
     async def call(
         self, tool: Tool, arguments: Mapping[str, Any], target: str | None = None
@@ -120,13 +148,18 @@ class SandboxExecutor:
         executor = tool.spec.executor
         if executor.type != "python" or not executor.paths:
             return ()
+        return self._inside_spec_folder(tool, executor.paths, "path")
+
+    def _inside_spec_folder(self, tool: Tool, given: tuple[str, ...], what: str) -> tuple[str, ...]:
+        if not given:
+            return ()
         base = self.folders.get(tool.metadata.name, Path.cwd()).resolve()
         paths = []
-        for path in executor.paths:
+        for path in given:
             resolved = (base / path).resolve()
             if not resolved.is_relative_to(base):  # the compiler says so too (K4015)
                 raise ToolError(
-                    f"{tool.metadata.name}: path {path!r} leaves the folder of its spec; a "
+                    f"{tool.metadata.name}: {what} {path!r} leaves the folder of its spec; a "
                     "sandbox only ever sees folders beside or below the spec"
                 )
             paths.append(str(resolved))
@@ -169,3 +202,7 @@ def _shell_output(tool: Tool, output: Any) -> Any:
         except ValueError:
             pass
     return {"stdout": stdout, "exit_code": code}
+
+
+def _real(path: Path) -> str:
+    return os.path.realpath(path)

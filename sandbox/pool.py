@@ -225,13 +225,22 @@ class Pool:
             except BaseException:  # cancelled mid-call: the worker's state is unknown
                 await self._retire(worker)
                 raise
-            if keep and worker.calls < self.settings.max_calls:
+            if keep and worker.calls < self.settings.max_calls and profile in self._pools:
                 pool.idle.append(worker)
             else:
                 await self._retire(worker)
             return result
         finally:
             pool.limiter.release()
+
+    async def forget(self, workspace: str) -> None:
+        """A run is over: retire the idle workers that see its ``workspace`` and forget
+        their profiles (a call still running keeps its worker, which is retired after it,
+        since its profile is no longer pooled)."""
+        for profile in [p for p in self._pools if p.workspace == workspace]:
+            pool = self._pools.pop(profile)
+            while pool.idle:
+                await self._retire(pool.idle.pop())
 
     async def aclose(self) -> None:
         for worker in list(self._live):

@@ -153,6 +153,17 @@ class SandboxLimits(Model):
     max_processes: int = Field(16, ge=1, le=4096)
     max_open_files: int = Field(64, ge=8, le=65_536)
     max_output_bytes: int = Field(1_000_000, ge=1, le=1 << 30)
+    workspace: Literal["none", "ro", "rw"] = Field(
+        "none",
+        description="the run's workspace (where the file tools work) at /workspace, the "
+        "working directory: 'ro' to read it, 'rw' to write it too; 'none' (the default): "
+        "a private, empty /work",
+    )
+    folders: tuple[str, ...] = Field(
+        (),
+        description="project folders, beside or below the spec's file, mounted read-only at "
+        "/folders/<name>",
+    )
 
 
 class CachePolicy(Model):

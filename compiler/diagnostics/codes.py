@@ -68,7 +68,7 @@ CODES: Final[dict[str, Code]] = _catalogue(
     Code("K4012", "error", "host not allowed", "An HTTP tool's URL names a host that its allow_hosts list does not include."),
     Code("K4013", "error", "builtin outside the standard library", "A builtin tool runs in the runtime's own process, with all its rights: only functions of kiln's standard library (stdlib_tools) may be builtins. Other code is a python tool, which runs in a sandbox."),
     Code("K4014", "error", "scripted model file missing", "An agent's model (or fallback) is scripted:<file>, and the file does not exist. The path is relative to the spec's file."),
-    Code("K4015", "error", "tool path outside its spec folder", "A python tool's paths entry leaves the folder of its spec file (an absolute path, or ..), or is not a folder. A sandbox only ever sees folders beside or below the spec."),
+    Code("K4015", "error", "tool path outside its spec folder", "A python tool's paths entry, or a sandbox.folders entry, leaves the folder of its spec file (an absolute path, or ..), is not a folder, or (folders) has the same name as another. A sandbox only ever sees folders beside or below the spec."),
     Code("K4016", "error", "python tool code unusable", "A python tool's inline code does not parse, or defines no run function."),
     Code("K4017", "error", "OpenAPI document unusable", "An openapi tool's document is missing, is not JSON or YAML, is not an OpenAPI 3.0 or 3.1 document, or names no absolute server URL when the tool gives no base_url. The path is relative to the spec's file."),
     Code("K4018", "error", "unknown OpenAPI operation", "An openapi tool lists in operations an operationId that its document does not have."),

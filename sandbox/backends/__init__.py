@@ -27,14 +27,17 @@ from typing import Literal, TypedDict, cast
 from sandbox.backends.base import INSIDE_ENV, Backend, Launch
 from sandbox.profile import (
     FIRST_UID,
+    INSIDE_FOLDERS,
     INSIDE_PATHS,
     INSIDE_PYTHON,
     INSIDE_ROOT,
     INSIDE_TMP,
     INSIDE_WORK,
     INSIDE_WORKER,
+    INSIDE_WORKSPACE,
     BackendName,
     Profile,
+    folder_names,
 )
 
 __all__ = [
@@ -58,6 +61,8 @@ __all__ = [
     "cgroup_memory",
     "cgroups",
     "check_readable",
+    "inside_env",
+    "share_workspace",
     "inside_paths",
     "namespaces_problem",
     "outside_uid",
@@ -136,6 +141,19 @@ def with_pwd(workdir: str) -> dict[str, str]:
     """The inside environment with ``PWD``: bubblewrap always sets it after its chdir, so
     every backend sets it to the working directory, and tools see the same variables."""
     return {**INSIDE_ENV, "PWD": workdir}
+
+
+def inside_env(profile: Profile, workspace: str = INSIDE_WORKSPACE,
+               folders: str = INSIDE_FOLDERS) -> dict[str, str]:  # fmt: skip
+    """The environment of a worker for ``profile``: :func:`with_pwd` of its working
+    directory, with ``KILN_WORKSPACE`` and ``KILN_FOLDERS`` when it sees them (the
+    ``none`` backend gives the host's paths)."""
+    env = with_pwd(workspace if profile.workspace is not None else INSIDE_WORK)
+    if profile.workspace is not None:
+        env["KILN_WORKSPACE"] = workspace
+    if profile.folders:
+        env["KILN_FOLDERS"] = folders
+    return env
 
 
 class ProcessOptions(TypedDict):
@@ -242,6 +260,7 @@ class IsolatingBackend(ABC):
         if binary is None:
             raise LaunchError(self.missing)
         uid = outside_uid(slot)
+        share_workspace(profile, uid)
         check_readable(profile, worker_dir, uid)
         return binary, uid
 
@@ -262,7 +281,7 @@ class IsolatingBackend(ABC):
 
 # -- the world inside -----------------------------------------------------------------------
 
-MountKind = Literal["ro", "dev", "tmpfs", "symlink", "proc"]
+MountKind = Literal["ro", "rw", "dev", "tmpfs", "symlink", "proc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +328,11 @@ def world(profile: Profile, worker_dir: Path) -> tuple[Mount, ...]:
     size = profile.tmp_mb * 1024 * 1024
     mounts += [Mount("tmpfs", INSIDE_TMP, size=size), Mount("tmpfs", INSIDE_WORK, size=size)]
     mounts += _kiln_mounts(profile, worker_dir)
+    if profile.workspace is not None:
+        kind: MountKind = "rw" if profile.workspace_writable else "ro"
+        mounts.append(Mount(kind, INSIDE_WORKSPACE, str(Path(profile.workspace).resolve())))
+    for name, host in zip(folder_names(profile), profile.folders, strict=True):
+        mounts.append(Mount("ro", f"{INSIDE_FOLDERS}/{name}", str(Path(host).resolve())))
     return tuple(mounts)
 
 
@@ -370,10 +394,26 @@ def _allows(path: Path, uid: int, bits: int) -> bool:
     return bool(stat.S_IMODE(info.st_mode) & bits == bits)
 
 
+def share_workspace(profile: Profile, uid: int) -> None:
+    """Let ``uid`` write to the profile's workspace, when the sandbox may and the runtime
+    is root (otherwise the sandbox's uid is the runtime's own, which owns the folder)."""
+    if profile.workspace is None or not profile.workspace_writable or os.geteuid() != 0:
+        return
+    from sandbox.acl import AclError, grant
+
+    try:
+        grant(Path(profile.workspace), uid)
+    except (AclError, OSError) as exc:
+        raise LaunchError(str(exc)) from None
+
+
 def check_readable(profile: Profile, worker_dir: Path, uid: int) -> None:
     """Raise :class:`LaunchError` unless the sandbox's uid can read the worker and every
     allowed path (they are bound in as they are: their modes still apply inside)."""
-    for path in (worker_dir, *map(Path, profile.paths)):
+    seen = [worker_dir, *map(Path, profile.paths), *map(Path, profile.folders)]
+    if profile.workspace is not None:
+        seen.append(Path(profile.workspace))
+    for path in seen:
         why = unreadable(path, uid)
         if why is not None:
             raise LaunchError(f"the sandbox (uid {uid}) could not read {why}")

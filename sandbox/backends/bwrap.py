@@ -30,18 +30,18 @@ from sandbox.backends import (
     Mount,
     cgroup_memory,
     cgroups,
+    inside_env,
     inside_paths,
     slot_cgroup,
     uid_note,
     unreadable,
-    with_pwd,
     worker_command,
     world,
     x86_64,
     yes_or_why,
 )
 from sandbox.backends.base import Launch
-from sandbox.profile import INSIDE_PYTHON, INSIDE_UID, INSIDE_WORK, Profile
+from sandbox.profile import INSIDE_PYTHON, INSIDE_UID, Profile
 
 __all__ = ["BwrapBackend", "command", "seccomp_filter"]
 
@@ -111,9 +111,10 @@ class BwrapBackend(IsolatingBackend):
         user = uid if os.geteuid() == 0 else None
         return Launch(
             argv=(*argv, *worker_command()),
-            env=with_pwd(INSIDE_WORK),  # bwrap clears it (--clearenv): for the prelude only
+            env=inside_env(profile),  # bwrap clears it (--clearenv): for the prelude only
             user=user,
             group=user,
+            workdir=profile.workdir,
             paths=inside_paths(profile),
         )
 
@@ -155,7 +156,7 @@ def command(binary: Path, profile: Profile, worker_dir: Path) -> list[str]:
     ]  # fmt: skip
     if profile.network:
         argv.append("--share-net")  # the host's network: only for tools whose spec says so
-    for key, value in with_pwd(INSIDE_WORK).items():
+    for key, value in inside_env(profile).items():
         argv += ["--setenv", key, value]
     if seccomp_filter():
         argv += ["--seccomp", str(SECCOMP_FD)]
@@ -165,7 +166,7 @@ def command(binary: Path, profile: Profile, worker_dir: Path) -> list[str]:
     # which is the protocol's pipe, and forge other calls' answers when the runtime is not
     # root; and `kill -1` could reach the worker. A pid 1 ignores signals it has no
     # handler for, and reaps orphans (the worker does, after every call).
-    argv += ["--as-pid-1", "--remount-ro", "/", "--chdir", INSIDE_WORK, "--"]
+    argv += ["--as-pid-1", "--remount-ro", "/", "--chdir", profile.workdir, "--"]
     return argv
 
 
@@ -174,6 +175,8 @@ def _mount_flags(mounts: tuple[Mount, ...]) -> list[str]:
     for mount in mounts:
         if mount.kind == "ro":
             flags += ["--ro-bind", mount.source, mount.target]
+        elif mount.kind == "rw":
+            flags += ["--bind", mount.source, mount.target]
         elif mount.kind == "dev":
             # only these device nodes, each with device access (plain binds are nodev)
             flags += ["--dev-bind", mount.source, mount.target]

@@ -16,9 +16,15 @@ import os
 import tempfile
 from pathlib import Path
 
-from sandbox.backends import check_readable, outside_uid, uid_note, with_pwd
+from sandbox.backends import (
+    check_readable,
+    inside_env,
+    outside_uid,
+    share_workspace,
+    uid_note,
+)
 from sandbox.backends.base import Launch
-from sandbox.profile import INSIDE_PYTHON, Profile
+from sandbox.profile import INSIDE_PYTHON, Profile, folder_names
 
 __all__ = ["NoneBackend"]
 
@@ -48,19 +54,36 @@ class NoneBackend:
         # its own uid range: a none worker shares the host with everything, and must not
         # share a uid (signals, process counts) with an isolated worker of the same slot
         uid = outside_uid(slot + NONE_OFFSET)
+        share_workspace(profile, uid)
         check_readable(profile, worker_dir, uid)
         folder = Path(tempfile.mkdtemp(prefix=f"kiln-none-{slot}-"))
         if root:
             os.chown(folder, uid, uid)
-        env = {**with_pwd(str(folder)), "HOME": str(folder), "TMPDIR": str(folder)}
+        workdir = str(folder)
+        cleanup = [folder]
+        if profile.workspace is not None:
+            workdir = str(Path(profile.workspace).resolve())
+        links = ""
+        if profile.folders:  # the same names as /folders/<name> in a sandbox, as links
+            links = tempfile.mkdtemp(prefix=f"kiln-none-{slot}-folders-")
+            cleanup.append(Path(links))
+            os.chmod(links, 0o755)  # readable by the worker's uid, not changeable
+            for name, host in zip(folder_names(profile), profile.folders, strict=True):
+                os.symlink(Path(host).resolve(), Path(links, name))
+        env = {
+            **inside_env(profile, workdir, links),
+            "PWD": workdir,
+            "HOME": str(folder),
+            "TMPDIR": str(folder),
+        }
         return Launch(
             argv=(INSIDE_PYTHON, "-I", str(worker_dir.resolve() / "worker.py")),
             env=env,
             user=uid if root else None,
             group=uid if root else None,
-            cleanup=(folder,),
+            cleanup=tuple(cleanup),
             pidns=False,
-            workdir=str(folder),
+            workdir=workdir,
             wipe=(str(folder),),
             paths=tuple(str(Path(p).resolve()) for p in profile.paths),
         )

@@ -30,17 +30,17 @@ from sandbox.backends import (
     Mount,
     cgroup_memory,
     cgroups,
+    inside_env,
     inside_paths,
     slot_cgroup,
     uid_note,
-    with_pwd,
     worker_command,
     world,
     x86_64,
     yes_or_why,
 )
 from sandbox.backends.base import Launch
-from sandbox.profile import INSIDE_UID, INSIDE_WORK, Profile
+from sandbox.profile import INSIDE_UID, Profile
 
 __all__ = ["NsjailBackend", "command", "seccomp_policy"]
 
@@ -78,6 +78,7 @@ class NsjailBackend(IsolatingBackend):
         return Launch(
             argv=(*argv, *worker_command()),
             env={},
+            workdir=profile.workdir,
             paths=inside_paths(profile),
         )
 
@@ -118,10 +119,10 @@ def _process_flags(profile: Profile, uid: int) -> list[str]:
         # it to nsjail's own uid, root, which can read /etc/shadow through any bind
         "--user", f"{INSIDE_UID}:{uid}:1",
         "--group", f"{INSIDE_UID}:{uid}:1",
-        "--cwd", INSIDE_WORK,
+        "--cwd", profile.workdir,
     ]  # fmt: skip
     # nsjail clears the environment: these are all the worker gets
-    for key, value in with_pwd(INSIDE_WORK).items():
+    for key, value in inside_env(profile).items():
         flags += ["--env", f"{key}={value}"]
     if profile.network:
         # the host's network namespace: only for tools whose spec says network
@@ -191,7 +192,7 @@ def _mount_flags(mounts: tuple[Mount, ...]) -> list[str]:
             raise LaunchError(f"nsjail cannot bind a path with ':' in it: {mount.source}")
         if mount.kind == "ro":
             flags += ["--bindmount_ro", f"{mount.source}:{mount.target}"]
-        elif mount.kind == "dev":
+        elif mount.kind in ("dev", "rw"):
             flags += ["--bindmount", f"{mount.source}:{mount.target}"]
         elif mount.kind == "tmpfs":
             # mode 1777 is tmpfs's default: writable by the jail's uid

@@ -41,6 +41,7 @@ from sandbox.backends import with_pwd
 from sandbox.backends.base import INSIDE_ENV
 from sandbox.pool import WORKER_DIR, CallResult, Pool, PoolSettings
 from sandbox.profile import FIRST_UID, INSIDE_UID, INSIDE_WORK, BackendName, Profile
+from tests.helpers import readable_by_all
 
 ISOLATING: list[BackendName] = ["nsjail", "bwrap"]
 EVERY: list[BackendName] = [*ISOLATING, "none"]
@@ -372,6 +373,68 @@ def test_cannot_write_outside_tmp(backend: BackendName) -> None:
         assert not outside.exists(), f"{inside} written on the host as {outside}"
     assert sorted(p.name for p in WORKER_DIR.iterdir()) == worker_files
     assert Path("/usr/bin/python3").resolve().stat().st_size == python_size
+
+
+@isolating
+def test_the_workspace_is_the_only_host_folder_it_can_write(
+    backend: BackendName, tmp_path: Path
+) -> None:
+    """``workspace: rw`` binds the run's workspace (and nothing above it) writable at
+    /workspace; ``folders`` are read-only; links made there lead only inside the sandbox."""
+    workspace = tmp_path / "desk"
+    workspace.mkdir()
+    (workspace / "mine.txt").write_text("kept", encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "code.py").write_text("x = 1\n", encoding="utf-8")
+    readable_by_all(tmp_path)
+
+    async def scenario(box: Box) -> None:
+        result = await box.python(
+            """
+            def made():
+                with open("/workspace/made.txt", "x") as f:
+                    f.write("made")
+
+            def shadow():
+                os.symlink("/etc/shadow", "shadow")
+                return open("shadow").read()
+
+            def run():
+                return {
+                    "cwd": os.getcwd(),
+                    "read": open("mine.txt").read(),
+                    "write": attempt(made),
+                    "folder read": open("/folders/project/code.py").read(),
+                    "folder write": attempt(lambda: open("/folders/project/evil.py", "x")),
+                    "folder remove": attempt(lambda: os.unlink("/folders/project/code.py")),
+                    "above": sorted(os.listdir("/workspace/..")),
+                    "link": attempt(shadow),
+                    "hard link": attempt(lambda: os.link("/usr/bin/python3", "py")),
+                }
+            """
+        )
+        assert result.ok, result.error
+        out = result.output
+        assert (out["cwd"], out["read"], out["folder read"]) == ("/workspace", "kept", "x = 1\n")
+        assert "done" in out["write"], out["write"]
+        blocked(out["folder write"], "OSError", "PermissionError")
+        blocked(out["folder remove"], "OSError", "PermissionError")
+        assert "desk" not in out["above"] and "project" not in out["above"]
+        blocked(out["link"], "FileNotFoundError")  # the sandbox has no /etc/shadow
+        blocked(out["hard link"], "OSError", "PermissionError")  # another mount: EXDEV
+
+    sandboxed(
+        backend,
+        scenario,
+        workspace=str(workspace),
+        workspace_writable=True,
+        folders=(str(project),),
+    )
+    made = workspace / "made.txt"
+    assert made.read_text(encoding="utf-8") == "made" and made.stat().st_uid != 0
+    assert sorted(p.name for p in project.iterdir()) == ["code.py"]
+    assert not (workspace / "py").exists()
 
 
 # -- 3. and 4. network ----------------------------------------------------------------------

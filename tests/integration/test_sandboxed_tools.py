@@ -3,11 +3,9 @@ default backend: the first of nsjail and bwrap that works here)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.helpers import WriteSpecs
+from tests.helpers import WriteSpecs, readable_by_all
 from tests.runtime_kit import agent, run_specs
 
 STATS = """\
@@ -56,17 +54,6 @@ spec:
   input_schema: {type: object, properties: {title: {type: string}}, required: [title]}
   executor: {type: python, entrypoint: "sluggy:slug", paths: [lib]}
 """
-
-
-def _readable_by_all(folder: Path) -> Path:
-    """pytest's folders are private (0700); the sandbox's uid must read allowed paths."""
-    for path in [folder, *folder.parents]:
-        if path == Path("/tmp"):
-            break
-        path.chmod(path.stat().st_mode | 0o005)
-    for path in folder.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o005)
-    return folder
 
 
 TWO_CALLS = """
@@ -123,7 +110,7 @@ def test_an_entrypoint_tool_imports_from_its_allowed_path(write_specs: WriteSpec
             "lib__sluggy.py": "def slug(title):\n    return '-'.join(title.lower().split())\n",
         }
     )
-    folder = _readable_by_all(root)
+    folder = readable_by_all(root)
     ran = run_specs(
         folder,
         """

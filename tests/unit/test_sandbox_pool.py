@@ -17,6 +17,7 @@ import sandbox.pool
 from sandbox.backends.base import Launch
 from sandbox.pool import CallResult, Pool, PoolSettings, SandboxError, _Slots
 from sandbox.profile import Profile
+from tests.helpers import readable_by_all
 
 PROFILE = Profile(backend="none", timeout_s=5)
 
@@ -359,5 +360,24 @@ def test_a_shell_command_that_does_not_exist_says_so() -> None:
         assert missing.error == "FileNotFoundError: command not found: definitely-not-a-command"
         echo = await pool.call(PROFILE, {"kind": "shell", "argv": ["echo", "hi"], "input": {}})
         assert echo.ok and echo.output == {"stdout": "hi\n", "exit_code": 0}
+
+    _run(test, PoolSettings(size=1))
+
+
+def test_forget_retires_the_workers_of_a_finished_runs_workspace(tmp_path: Path) -> None:
+    first, second = (
+        Profile(backend="none", timeout_s=5, workspace=str(tmp_path / name)) for name in "ab"
+    )
+    for profile in (first, second):
+        Path(str(profile.workspace)).mkdir()
+    readable_by_all(tmp_path)
+
+    async def test(pool: Pool) -> None:
+        await pool.call(first, ECHO)
+        await pool.call(second, ECHO)
+        await pool.forget(str(first.workspace))
+        assert (pool.started, pool.retired) == (2, 1)
+        assert (await pool.call(second, ECHO)).ok and pool.started == 2  # still warm
+        assert (await pool.call(first, ECHO)).ok and pool.started == 3  # a new one
 
     _run(test, PoolSettings(size=1))

@@ -16,6 +16,8 @@ def check_python_tools(program: Program) -> Iterator[Diagnostic]:
     for name, entry in program.tools.items():
         if entry.origin != "user" or entry.lost("spec", "executor"):
             continue
+        if not entry.lost("spec", "sandbox"):
+            yield from _folders(name, entry, program.tool(name).spec.sandbox.folders)
         executor = program.tool(name).spec.executor
         if not isinstance(executor, PythonExecutor):
             continue
@@ -61,6 +63,38 @@ def _code(name: str, entry: SpecEntry, code: str) -> Iterator[Diagnostic]:
             where,
             "define def run(<the input's fields>): ... returning the tool's output",
         )
+
+
+def _folders(name: str, entry: SpecEntry, folders: tuple[str, ...]) -> Iterator[Diagnostic]:
+    base = Path(entry.doc.path).parent.resolve()
+    seen: dict[str, str] = {}
+    for i, path in enumerate(folders):
+        where = entry.doc.locate(("spec", "sandbox", "folders", i))
+        resolved = (base / path).resolve()
+        if not resolved.is_relative_to(base):
+            yield error(
+                "K4015",
+                f"tool '{name}' mounts the folder '{path}', outside the folder of its spec",
+                where,
+                "a sandbox sees only folders beside or below the spec: move the spec up",
+            )
+        elif not resolved.is_dir():
+            yield error(
+                "K4015",
+                f"tool '{name}' mounts '{path}', which is not a folder",
+                where,
+                "folders are relative to the spec's file: make it, or fix the path",
+            )
+        elif resolved.name in seen:
+            yield error(
+                "K4015",
+                f"tool '{name}' mounts '{path}' and '{seen[resolved.name]}', both as "
+                f"/folders/{resolved.name}",
+                where,
+                "each folder is mounted by its own name: give folders with different names",
+            )
+        else:
+            seen[resolved.name] = path
 
 
 def _paths(name: str, entry: SpecEntry, paths: tuple[str, ...]) -> Iterator[Diagnostic]:
