@@ -31,6 +31,7 @@ from runtime.agent.job import Status
 from runtime.envrefs import resolve_env
 from runtime.events import EventBus
 from runtime.inputs import bind_inputs
+from runtime.journal import PARENT_STEP, RunJournal
 from runtime.llm.gateway import Gateway
 from runtime.llm.params import params_for
 from runtime.llm.types import ModelError, ModelRequest, ModelResponse, Usage
@@ -38,6 +39,7 @@ from runtime.memory import steps
 from runtime.memory.records import MemoryStoreError
 from runtime.memory.service import MemoryService, Recall, Who
 from runtime.memory.steps import Sightings
+from runtime.stops import RunStopped
 from runtime.tools import (
     Approver,
     BoundTool,
@@ -125,6 +127,8 @@ class _Run:
     tasks: dict[str, TaskResult] = field(default_factory=dict)
     #: (agent, task) -> the tool results it saw, for ``remember: [tool_observations]``
     seen: Sightings | None = None
+    #: the run's journal (``None``: not durable)
+    journal: RunJournal | None = None
 
 
 class Runner:
@@ -187,9 +191,11 @@ class Runner:
         bus: EventBus | None = None,
         run_id: str | None = None,
         who: Who | None = None,
+        journal: RunJournal | None = None,
     ) -> RunResult:
         """Run ``target`` (``Agent/<name>`` or ``Crew/<name>``) with inputs already bound
-        (see :meth:`check_inputs`), for ``who`` (the tenant and session memory is kept for)."""
+        (see :meth:`check_inputs`), for ``who`` (the tenant and session memory is kept for).
+        With a ``journal``, every step is journaled, and what it holds already is replayed."""
         run_id = run_id or (bus.run_id if bus is not None else uuid.uuid4().hex)
         bus = bus or EventBus(run_id)
         graph = self.graphs[target]
@@ -203,6 +209,7 @@ class Runner:
             inputs=dict(inputs),
             text=text,
             who=who or Who(),
+            journal=journal,
         )
         if self.memory is not None and any(n.kind == "memory_read" for n in graph.nodes):
             state.seen = Sightings()
@@ -231,6 +238,8 @@ class Runner:
             status, error, limit = exc.outcome.status, exc.outcome.error, exc.outcome.limit
             if exc.where:
                 error = f"task {exc.where!r}: {error}"
+        except RunStopped as exc:  # journaled: resumed once a person has decided
+            status, error = exc.status, str(exc)
         except TimeoutError:
             status, limit = "limit_exceeded", "timeout_s"
             seconds = limits.timeout_s if limits else None
@@ -285,14 +294,14 @@ class Runner:
                 values[node.id] = await self._node(graph, node, walk.scope(node, values), state)
             return values[graph.exit]
         done = {node.id: anyio.Event() for node in walk.order}
-        failures: list[_Failed] = []
+        failures: list[_Failed | RunStopped] = []
 
         async def visit(node: Node) -> None:
             for edge in walk.incoming[node.id]:
                 await done[edge.source].wait()
             try:
                 values[node.id] = await self._node(graph, node, walk.scope(node, values), state)
-            except _Failed as exc:  # the first failure cancels the rest of the graph
+            except (_Failed, RunStopped) as exc:  # the first cancels the rest of the graph
                 failures.append(exc)
                 tg.cancel_scope.cancel()
                 return
@@ -537,6 +546,8 @@ class Runner:
             tot_breadth=spec.tot.breadth,
             tot_depth=spec.tot.depth,
             history=history,
+            journal=state.journal,
+            scope=f"{PARENT_STEP.get()}/{task or '-'}:{agent_name}",
         )
         return await run_agent(job, timeout_s=limits.timeout_s)
 

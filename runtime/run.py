@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from compiler.hashing import digest
 from compiler.models import parse_model
 from compiler.pipeline import Compilation, compile_paths
 from compiler.symbols import Program
 from runtime.events import Event, EventBus, Sink
 from runtime.executor import INTERRUPTED, Runner, RunResult
 from runtime.inputs import InputError
+from runtime.journal import Ambiguous, Durability, RunJournal
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import ModelError, Usage
@@ -38,6 +40,20 @@ from stdlib_tools.workspace import WORKSPACE
 if TYPE_CHECKING:
     from runtime.tools.cache import ResultCache
     from runtime.tools.http import HttpToolExecutor
+
+
+#: What the agent is told for a call a person chose to skip, when they said nothing more.
+SKIPPED = "The call was skipped by a person; its result is unknown."
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """How to carry on an interrupted run: what to do with a side-effecting call that was
+    started but never finished (stop and ask, make it again, or skip it)."""
+
+    ambiguous: Ambiguous = "stop"
+    #: with ``skip``: what the agent is told instead of the call's result
+    observation: str | None = None
 
 
 class RunSetupError(Exception):
@@ -63,6 +79,8 @@ class Prepared:
     active: _Active = field(default_factory=lambda: _Active())
     #: the memory policies' stores (``None`` when no agent of the run has a policy)
     memory: MemoryService | None = None
+    #: how this run was asked for, kept with it so that it can be resumed (see resume.py)
+    request: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -288,6 +306,20 @@ def prepare(
     except InputError as exc:
         raise RunSetupError(str(exc)) from None
     mcp = isinstance(executors.get("mcp"), McpToolExecutor)
+    request = {
+        "paths": [str(Path(p).absolute()) for p in paths],
+        "agent": agent,
+        "crew": crew,
+        "text": text,
+        "inputs": dict(inputs or {}),
+        "model": model,
+        "sandbox": sandbox,
+        "unsafe": unsafe,
+        "allow_hosts": list(allow_hosts),
+        "embedder": embedder,
+        "memory_dir": str(memory_dir.absolute()) if memory_dir is not None else None,
+        "target_hash": target_hash(compilation.plan or {}, target),
+    }
     return Prepared(
         compilation,
         runner,
@@ -299,7 +331,31 @@ def prepare(
         http,
         workspace,
         memory=memory,
+        request=request,
     )
+
+
+def target_hash(plan: Mapping[str, Any], target: str) -> str:
+    """A hash of what a run of ``target`` depends on: its graph and the hashes of every
+    spec the graph names. A change elsewhere in the folder leaves it as it is."""
+    graph = plan.get("graphs", {}).get(target)
+    specs = plan.get("specs", {})
+    named: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if value in specs:
+                named.add(value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(graph)
+    reached = {name: specs[name].get("hash") for name in sorted(named)}
+    return digest({"graph": graph, "specs": reached})
 
 
 def _tools_of(prepared: Prepared) -> list[Tool]:
@@ -323,13 +379,20 @@ async def execute(
     store: Any = None,
     run_id: str | None = None,
     who: Who | None = None,
+    durability: Durability | None = "sync",
+    resume: Resume | None = None,
 ) -> RunResult:
     """Run a prepared target. With a trace ``store``, the run is recorded as it starts (so a
     crash leaves it visible as ``running``) and completed at the end, whatever happens.
 
     The run's MCP servers are started and listed first: a server that does not start, or a
     script that calls a tool the server lacks, is a :class:`RunSetupError` and no run is
-    recorded. ``who`` is the tenant (user) and session memory is kept for."""
+    recorded. ``who`` is the tenant (user) and session memory is kept for.
+
+    With a store and a ``durability`` (``None``: not durable), every step is journaled
+    (runtime/journal.py). ``resume`` carries on the run ``run_id`` from its journal."""
+    if resume is not None and run_id is None:
+        raise ValueError("resuming needs the run's id")
     run_id = run_id or uuid.uuid4().hex
     async with contextlib.AsyncExitStack() as stack:
         prepared.active.count += 1
@@ -346,7 +409,31 @@ async def execute(
         stack.callback(WORKSPACE.reset, token)
         if prepared.sandbox is not None:
             stack.push_async_callback(_forget_workspace, prepared.sandbox, workspace)
-        return await _execute(prepared, sinks, store, run_id, who or Who())
+        who = who or Who()
+        journal = None
+        if store is not None:
+            if resume is None:
+                request = {
+                    **prepared.request,
+                    "workspace": str(workspace),
+                    "durability": durability,
+                    "user": who.tenant,
+                    "session": who.session,
+                }
+                _start(prepared, store, run_id, request)
+                replay = {}
+            else:
+                replay = store.resume_run(run_id)
+            if durability is not None:
+                journal = RunJournal(
+                    store,
+                    run_id,
+                    durability,
+                    replay,
+                    ambiguous=resume.ambiguous if resume else "stop",
+                    observation=(resume.observation if resume else None) or SKIPPED,
+                )
+        return await _execute(prepared, sinks, store, run_id, who, journal)
     raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see the return
 
 
@@ -403,21 +490,30 @@ def _workspace(prepared: Prepared, run_id: str) -> Path:
     return (prepared.workspace or Path(".kiln", "workspaces", run_id)).absolute()
 
 
+def _start(prepared: Prepared, store: Any, run_id: str, request: Mapping[str, Any]) -> None:
+    plan = prepared.compilation.plan or {}
+    store.start_run(
+        run_id,
+        target=prepared.target,
+        kind=prepared.target.partition("/")[0].lower(),
+        inputs=prepared.inputs,
+        started=time.time(),
+        plan_hash=plan.get("plan_hash"),
+        model=prepared.runner.model,
+        request=request,
+    )
+
+
 async def _execute(
-    prepared: Prepared, sinks: Sequence[Sink], store: Any, run_id: str, who: Who
+    prepared: Prepared,
+    sinks: Sequence[Sink],
+    store: Any,
+    run_id: str,
+    who: Who,
+    journal: RunJournal | None,
 ) -> RunResult:
     bus = EventBus(run_id, sinks)
-    plan = prepared.compilation.plan or {}
     if store is not None:
-        store.start_run(
-            run_id,
-            target=prepared.target,
-            kind=prepared.target.partition("/")[0].lower(),
-            inputs=prepared.inputs,
-            started=time.time(),
-            plan_hash=plan.get("plan_hash"),
-            model=prepared.runner.model,
-        )
         bus.add(store.sink(run_id))
     status, result = "cancelled", None
     ending = _Ending()
@@ -432,6 +528,7 @@ async def _execute(
             bus=bus,
             run_id=run_id,
             who=who,
+            journal=journal,
         )
         status = result.status
         return result

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.templates import environment
+from runtime.idempotency import IDEMPOTENCY_KEY
 from runtime.tools import Printed, ToolError
 from sandbox.backends import ISOLATING
 from sandbox.pool import Pool, SandboxError
@@ -99,6 +100,9 @@ class SandboxExecutor:
     ) -> Any:
         profile = self.profile(tool)
         request = self._request(tool, arguments)
+        key = IDEMPOTENCY_KEY.get()
+        if key is not None:
+            request["idempotency_key"] = key
         try:
             result = await self.pool.call(profile, request)
         except SandboxError as exc:

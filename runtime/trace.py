@@ -19,7 +19,10 @@ Errors from SQLite never escape as they are: every ``sqlite3.Error`` becomes a
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,23 +30,37 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, cast
 
+import anyio
+import anyio.lowlevel
+
 from runtime.events import Event, EventType
 
-__all__ = ["SCHEMA_VERSION", "FLUSH_EVERY", "RunRow", "TraceError", "TraceStore"]
+__all__ = [
+    "FLUSH_EVERY",
+    "SCHEMA_VERSION",
+    "JournalEntry",
+    "RunRow",
+    "TraceError",
+    "TraceStore",
+    "owner_alive",
+    "this_owner",
+]
 
-#: The schema this code writes. A store with a newer version is refused, never guessed at.
-SCHEMA_VERSION: Final = 1
+#: The schema this code writes. A store with a newer version is refused, never guessed at;
+#: an older one is upgraded in place (:data:`_UPGRADES`).
+SCHEMA_VERSION: Final = 2
 #: Buffered events are written in one ``executemany`` once this many are pending.
 FLUSH_EVERY: Final = 256
 #: A unique prefix of a run id this long (or longer) finds the run.
 MIN_PREFIX: Final = 4
 
+# The base schema (version 1); :data:`_UPGRADES` bring a store to SCHEMA_VERSION.
 # ``events`` is a rowid table on purpose: rows are appended in arrival order and only the
 # small (run_id, seq) index takes the scattered inserts of interleaved runs (WITHOUT ROWID
 # would scatter whole rows, and write about half as fast).
-_SCHEMA: Final = f"""
+_SCHEMA: Final = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
 CREATE TABLE runs (
     id TEXT PRIMARY KEY, target TEXT, kind TEXT, status TEXT, started REAL, ended REAL,
     inputs TEXT, output TEXT, error TEXT, usage TEXT, plan_hash TEXT, model TEXT
@@ -55,9 +72,23 @@ CREATE TABLE events (
     PRIMARY KEY (run_id, seq)
 );
 """
+# Version 2: durable runs. ``request`` is what it takes to run the run again (spec paths,
+# target, inputs, options) and ``owner`` the process running it (host, pid, its start
+# time), so a run whose process died shows as interrupted; ``journal`` holds every step
+# result the run depends on, by the step's stable identity (see runtime/journal.py).
+_UPGRADES: Final = {
+    2: (
+        "ALTER TABLE runs ADD COLUMN request TEXT",
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        "CREATE TABLE journal (run_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL,"
+        " state TEXT NOT NULL, ts REAL, data TEXT, PRIMARY KEY (run_id, step)) WITHOUT ROWID",
+    ),
+}
 _RUN_COLUMNS: Final = (
-    "id, target, kind, status, started, ended, inputs, output, error, usage, plan_hash, model"
+    "id, target, kind, status, started, ended, inputs, output, error, usage, plan_hash, model,"
+    " request, owner"
 )
+_INSERT_STEPS: Final = "INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?, ?, ?)"
 # A replayed event (same run and seq) replaces the stored one rather than failing its batch.
 _INSERT_EVENTS: Final = "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
@@ -84,6 +115,18 @@ class RunRow:
     usage: dict[str, Any] | None
     plan_hash: str | None
     model: str | None
+    #: how the run was asked for (spec paths, target, inputs, options): what resuming needs
+    request: dict[str, Any] | None = None
+    #: the process that runs (or ran) it: ``{"host", "pid", "since"}``
+    owner: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> str:
+        """The status, except that a ``running`` run whose process is gone is
+        ``interrupted`` (it can be resumed)."""
+        if self.status == "running" and self.owner is not None and not owner_alive(self.owner):
+            return "interrupted"
+        return self.status
 
     @property
     def duration_s(self) -> float | None:
@@ -121,6 +164,7 @@ class RunRow:
             "usage": self.usage,
             "plan_hash": self.plan_hash,
             "model": self.model,
+            "state": self.state,
         }
 
 
@@ -131,6 +175,9 @@ class TraceStore:
         self.path = Path(path)
         self.timeout_s = timeout_s
         self._pending: list[_EventRow] = []
+        self._steps: list[tuple[str, str, str, str, float, str | None]] = []
+        self._batch: _Batch | None = None
+        self._full = False  # synchronous = FULL once a run asks for durable steps
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,16 +206,19 @@ class TraceStore:
         started: float,
         plan_hash: str | None = None,
         model: str | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a run as ``running`` at once, so it is visible even if the process dies."""
+        """Record a run as ``running`` at once, so it is visible even if the process dies;
+        this process is its owner."""
         row = (_text(run_id), _text(target), _text(kind), "running", started)
         extra = (_json(inputs), _opt_text(plan_hash), _opt_text(model))
+        more = (_json(request), _json(this_owner()))
         try:
             with self._transaction() as conn:
                 conn.execute(
                     "INSERT INTO runs (id, target, kind, status, started, inputs, plan_hash,"
-                    " model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    row + extra,
+                    " model, request, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row + extra + more,
                 )
         except TraceError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -207,11 +257,12 @@ class TraceStore:
         return write
 
     def flush(self) -> None:
-        """Write the buffered events of every run now."""
-        if self._pending:
+        """Write the buffered events and journal steps of every run now."""
+        if self._pending or self._steps:
             with self._transaction() as conn:
-                written = self._write_pending(conn)
+                written, steps = self._write_pending(conn)
             del self._pending[:written]  # only once committed: on failure they stay buffered
+            del self._steps[:steps]
 
     def finish_run(
         self,
@@ -226,7 +277,7 @@ class TraceStore:
         """Write the buffered events and the run's outcome in one transaction."""
         values = (_text(status), ended, _json(output), _opt_text(error), _json(usage))
         with self._transaction() as conn:
-            written = self._write_pending(conn)
+            written, steps = self._write_pending(conn)
             updated = conn.execute(
                 "UPDATE runs SET status = ?, ended = ?, output = ?, error = ?, usage = ?"
                 " WHERE id = ?",
@@ -235,6 +286,79 @@ class TraceStore:
             if updated == 0:
                 raise TraceError(f"{self.path}: cannot finish run {run_id}: it was never started")
         del self._pending[:written]
+        del self._steps[:steps]
+
+    def resume_run(self, run_id: str) -> dict[str, JournalEntry]:
+        """Take over a run that is not going on (interrupted, stopped, or waiting for a
+        person) to carry it on: this process becomes its owner, its status ``running``, and
+        its events are dropped (the resumed run replays them all, from its journal, with
+        the same sequence numbers). Returns the journal. Refused for a run that succeeded
+        or whose process is still alive."""
+        with self._transaction() as conn:
+            found = conn.execute(
+                "SELECT status, owner FROM runs WHERE id = ?", (_text(run_id),)
+            ).fetchone()
+            if found is None:
+                raise TraceError(f"no run '{run_id}' in {self.path}")
+            status, owner = found[0], _decode(found[1])
+            if status == "succeeded":
+                raise TraceError(f"run {run_id} succeeded: there is nothing to resume")
+            if status == "running" and isinstance(owner, dict) and owner_alive(owner):
+                raise TraceError(
+                    f"run {run_id} is still running (process {owner.get('pid')} on "
+                    f"{owner.get('host')}): stop it first"
+                )
+            conn.execute(
+                "UPDATE runs SET status = 'running', ended = NULL, output = NULL, error = NULL,"
+                " owner = ? WHERE id = ?",
+                (_json(this_owner()), _text(run_id)),
+            )
+            conn.execute("DELETE FROM events WHERE run_id = ?", (_text(run_id),))
+        self._pending[:] = [row for row in self._pending if row[0] != run_id]
+        return self.journal(run_id)
+
+    # -- the journal ----------------------------------------------------------------------
+
+    def journal(self, run_id: str) -> dict[str, JournalEntry]:
+        """The run's recorded steps by their identity (including any not yet written)."""
+        rows = self._query(
+            "SELECT step, kind, state, data FROM journal WHERE run_id = ?", (run_id,)
+        )
+        found = {
+            step: JournalEntry(step, kind, state, _decode(data)) for step, kind, state, data in rows
+        }
+        for row in self._steps:
+            if row[0] == run_id:
+                found[row[1]] = JournalEntry(row[1], row[2], row[3], _decode(row[5]))
+        return found
+
+    def record(self, run_id: str, step: str, kind: str, state: str, data: Any) -> None:
+        """Add a step to the journal: written with the next commit, flush or finish."""
+        self._steps.append((run_id, step, kind, state, time.time(), _json(data)))
+
+    async def commit(self) -> None:
+        """Wait until everything recorded so far is durable, sharing one transaction (and
+        one fsync) with every run of this store that commits in the same turn of the event
+        loop: the first to ask leads, after letting the others queue up behind it."""
+        batch = self._batch
+        if batch is not None:
+            await batch.done.wait()
+        else:
+            batch = self._batch = _Batch(anyio.Event())
+            try:
+                await anyio.lowlevel.checkpoint()  # the others record and join this batch
+            finally:
+                self._batch = None
+                try:
+                    if not self._full:
+                        self._connection().execute("PRAGMA synchronous = FULL")
+                        self._full = True
+                    self.flush()
+                except (TraceError, sqlite3.Error) as exc:
+                    batch.error = exc if isinstance(exc, TraceError) else self._error(exc)
+                batch.done.set()
+        if batch.error is not None:
+            raise TraceError(str(batch.error))
 
     # -- reading ------------------------------------------------------------------------
 
@@ -333,8 +457,21 @@ class TraceStore:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             locked.execute(statement)
+                    version = 1
                 else:
                     self._check_version(version)
+        if version < SCHEMA_VERSION:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        with self._transaction() as locked:  # another process may be upgrading it too
+            version = _schema_version(locked, self.path) or 1
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _UPGRADES[target]:
+                    locked.execute(statement)
+            locked.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -351,8 +488,9 @@ class TraceStore:
                 f" {', '.join(sorted(tables))})"
             )
 
-    def _write_pending(self, conn: sqlite3.Connection) -> int:
-        """Insert the buffered events (inside the caller's transaction); how many they were."""
+    def _write_pending(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """Insert the buffered events and journal steps (inside the caller's transaction);
+        how many of each they were."""
         rows = self._pending
         try:
             conn.executemany(_INSERT_EVENTS, rows)
@@ -360,7 +498,10 @@ class TraceStore:
             # Some value SQLite cannot bind (a lone surrogate, a huge int, an odd type): write
             # the batch again with every value coerced, rather than fail it forever.
             conn.executemany(_INSERT_EVENTS, [_coerce(row) for row in rows])
-        return len(rows)
+        steps = self._steps
+        if steps:
+            conn.executemany(_INSERT_STEPS, steps)
+        return len(rows), len(steps)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -434,7 +575,8 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int | None:
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:
-    id_, target, kind, status, started, ended, inputs, output, error, usage, plan, model = row
+    id_, target, kind, status, started, ended, inputs, output, error, usage, plan, model = row[:12]
+    request, owner = (_decode(v) for v in row[12:14])
     decoded_usage = _decode(usage)
     return RunRow(
         id=id_,
@@ -449,7 +591,57 @@ def _run_row(row: tuple[Any, ...]) -> RunRow:
         usage=decoded_usage if isinstance(decoded_usage, dict) else None,
         plan_hash=plan,
         model=model,
+        request=request if isinstance(request, dict) else None,
+        owner=owner if isinstance(owner, dict) else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One recorded step: ``state`` is ``started`` (a side-effecting call was begun) or
+    ``done`` (``data`` holds its result)."""
+
+    step: str
+    kind: str
+    state: str
+    data: Any
+
+
+@dataclass(slots=True)
+class _Batch:
+    done: anyio.Event
+    error: TraceError | None = None
+
+
+def this_owner() -> dict[str, Any]:
+    """This process, as a run's owner: host, pid and the pid's start time (a pid reused by
+    another process later is not mistaken for it)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": _since(os.getpid())}
+
+
+def owner_alive(owner: Mapping[str, Any]) -> bool:
+    """Whether the owner process still runs. On another host nobody can tell from here: it
+    counts as alive (``kiln runs resume --force`` takes the run over)."""
+    if owner.get("host") != socket.gethostname():
+        return True
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    since = _since(pid)
+    return since is not None and since == owner.get("since")
+
+
+def _since(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot (``None``: no such process)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    try:
+        return int(fields[19])  # field 22 of stat; the first two are cut off above
+    except (IndexError, ValueError):
+        return None
 
 
 def _event(row: tuple[Any, ...]) -> Event:

@@ -187,6 +187,11 @@ class ToolSpec(Model):
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     cache: CachePolicy | None = None
     side_effects: bool = False
+    idempotent: bool = Field(
+        False,
+        description="calling it twice with the same idempotency key does its effect once: a "
+        "resumed run may then make a call again that was interrupted",
+    )
     requires_approval: bool = False
 
     @model_validator(mode="after")

@@ -15,9 +15,11 @@ from jsonschema import Draft202012Validator
 from runtime.agent import context, prompts
 from runtime.agent.budget import Budget, LimitExceeded
 from runtime.events import EventBus
+from runtime.journal import PARENT_STEP, RunJournal
 from runtime.llm.types import (
     ContextWindowExceeded,
     Message,
+    ModelError,
     ModelRequest,
     ModelResponse,
     Purpose,
@@ -25,11 +27,20 @@ from runtime.llm.types import (
     message_tokens,
 )
 from runtime.tools import ToolBox, schema_error
+from runtime.tools.box import OnApproval, ToolOutcome
 
 if TYPE_CHECKING:
     from runtime.llm.gateway import Gateway
 
-Status = Literal["succeeded", "failed", "limit_exceeded", "loop_detected", "cancelled"]
+Status = Literal[
+    "succeeded",
+    "failed",
+    "limit_exceeded",
+    "loop_detected",
+    "cancelled",
+    "needs_attention",
+    "waiting_approval",
+]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -55,6 +66,12 @@ class AgentJob:
     history: Sequence[Message] = ()
     step: int = 0
     last_call_ms: float = 0.0
+    #: the run's journal (``None``: the run is not durable); see runtime/journal.py
+    journal: RunJournal | None = None
+    #: this agent run's place in the run: the prefix of its steps' identities
+    scope: str = ""
+    model_calls: int = 0
+    tool_calls: int = 0
     #: id(message) -> (message, tokens): each message is estimated once (the message is
     #: kept so its id cannot be reused by another).
     _counted: dict[int, tuple[Message, int]] = field(default_factory=dict)
@@ -126,7 +143,7 @@ class AgentJob:
             )
             started = time.perf_counter()
             try:
-                response = await self.gateway.complete(self.models, request)
+                response = await self.complete(request)
             except ContextWindowExceeded:
                 if shrink == 0.5:
                     raise
@@ -153,9 +170,59 @@ class AgentJob:
             agent=self.agent,
             task=self.task,
         )
-        response = await self.gateway.complete(self.models, request)
+        response = await self.complete(request)
         self.budget.charge(response.usage)
         return response.text.strip() or "(no summary)"
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """One model call through the gateway, journaled when the run is durable: a resumed
+        run gets the recorded response and the model is not called."""
+        if self.journal is None:
+            return await self.gateway.complete(self.models, request)
+        self.model_calls += 1
+        step = f"{self.scope}#m{self.model_calls}"
+        gateway = self.gateway
+
+        def replayed(response: ModelResponse) -> None:
+            # a backend that keeps a place per run (the scripted model) moves past it
+            try:
+                backend = gateway.backend(response.model or self.models[0])
+            except ModelError:
+                return
+            follow = getattr(backend, "replayed", None)
+            if follow is not None:
+                follow(request)
+
+        return await self.journal.model(
+            step, lambda: gateway.complete(self.models, request), replayed
+        )
+
+    async def call_tool(
+        self, name: str, arguments: Any, on_approval: OnApproval | None
+    ) -> ToolOutcome:
+        """One tool call, journaled when the run is durable. Calls of tools the runtime
+        provides (a delegation, a handed-out crew task) are not: the agent run inside them
+        journals its own steps under this call's identity, and replays them."""
+        if self.journal is None:
+            return await self.tools.call(name, arguments, on_approval=on_approval)
+        self.tool_calls += 1
+        step = f"{self.scope}#t{self.tool_calls}"
+        bound = self.tools.tools.get(name)
+        if bound is not None and bound.virtual is not None:
+            token = PARENT_STEP.set(step)
+            try:
+                return await self.tools.call(name, arguments, on_approval=on_approval)
+            finally:
+                PARENT_STEP.reset(token)
+        spec = bound.spec.spec if bound is not None and bound.spec is not None else None
+        return await self.journal.tool(
+            step,
+            name,
+            arguments,
+            lambda: self.tools.call(name, arguments, on_approval=on_approval),
+            side_effects=bound is not None and bound.side_effects,
+            idempotent=spec is not None and spec.idempotent,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -202,9 +202,7 @@ class _Loop:
             asks = (
                 bound is not None and bound.spec is not None and bound.spec.spec.requires_approval
             )
-            outcome = await job.tools.call(
-                tool, arguments, on_approval=on_approval if asks else None
-            )
+            outcome = await job.call_tool(tool, arguments, on_approval if asks else None)
         job.emit(
             "tool.result",
             duration_ms=outcome.duration_ms,

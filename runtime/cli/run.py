@@ -13,6 +13,8 @@ from runtime.cli.options import add_format_option
 from runtime.cli.runs import DEFAULT_DB, db_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: The run stopped to wait for a person (needs_attention, waiting_approval): resume it later.
+EXIT_STOPPED = 3
 
 
 def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -22,7 +24,9 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         description="Compile the specs, run one agent or crew, stream its steps to stderr and "
         "print the final answer to stdout. Exit 0 when the run succeeds, 1 when it fails.",
     )
-    run.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
+    run.add_argument(
+        "paths", nargs="*", metavar="PATH", help="spec files or folders (none with --resume)"
+    )
     who = run.add_mutually_exclusive_group()
     who.add_argument("--agent", metavar="NAME", help="run this agent")
     who.add_argument("--crew", metavar="NAME", help="run this crew")
@@ -107,10 +111,54 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
         help=f"the trace store (default: $KILN_RUNS_DB or {DEFAULT_DB})",
     )
     run.add_argument("--no-trace", action="store_true", help="do not record the run")
-    view = run.add_mutually_exclusive_group()
+    run.add_argument(
+        "--durability",
+        choices=("sync", "async", "exit", "off"),
+        default="sync",
+        help="when step results are journaled, for resuming: before the next step (sync, the "
+        "default), in the background (async), when the run ends (exit), never (off)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="carry on an interrupted run from its journal (the same as kiln runs resume)",
+    )
+    add_resume_options(run)
+    add_view_options(run)
+
+
+def add_view_options(parser: argparse.ArgumentParser) -> None:
+    """How a run is shown as it goes: shared by ``kiln run`` and ``kiln runs resume``."""
+    view = parser.add_mutually_exclusive_group()
     view.add_argument("-q", "--quiet", action="store_true", help="no live view")
     view.add_argument("-v", "--verbose", action="store_true", help="show values in full")
-    run.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+
+def add_resume_options(parser: argparse.ArgumentParser) -> None:
+    """What resuming may do beyond replaying: shared by ``kiln run --resume`` and ``kiln runs
+    resume``."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even though the specs the run depends on changed since it started",
+    )
+    call = parser.add_mutually_exclusive_group()
+    call.add_argument(
+        "--retry-call",
+        action="store_true",
+        help="make again the side-effecting call the run stopped at (needs_attention)",
+    )
+    call.add_argument(
+        "--skip-call",
+        action="store_true",
+        help="go on without that call; the agent is told --observation",
+    )
+    parser.add_argument(
+        "--observation",
+        metavar="TEXT",
+        help="with --skip-call: what the agent is told instead of the call's result",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -119,6 +167,13 @@ def run_command(args: argparse.Namespace) -> int:
 
     if not args.quiet:  # joining and loading a local model take seconds: say so on stderr
         progress.install(progress.StderrReporter())
+    if args.resume:
+        return resume_command(args, args.resume)
+    if not args.paths:
+        return _fail("give the spec files or folders to run", EXIT_USAGE, as_json=args.json)
+    if args.observation is not None or args.retry_call or args.skip_call or args.force:
+        message = "--force, --retry-call, --skip-call and --observation go with --resume"
+        return _fail(message, EXIT_USAGE, as_json=args.json)
 
     inputs = _inputs(args.inputs)
     if isinstance(inputs, str):
@@ -173,7 +228,87 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except RunSetupError as exc:
         return _fail(str(exc), EXIT_USAGE, as_json=args.json)
-    return _run(prepared, args, approver)
+    return _run(prepared, args, approver, durability=_durability(args))
+
+
+def _durability(args: argparse.Namespace) -> Any:
+    chosen = getattr(args, "durability", "sync")
+    return None if chosen == "off" or args.no_trace else chosen
+
+
+def resume_command(args: argparse.Namespace, run_id: str) -> int:
+    """Carry on a recorded run from its journal (``kiln run --resume``, ``kiln runs
+    resume``): the same specs, target, inputs and options, in the same workspace."""
+    from runtime.journal import Ambiguous
+    from runtime.run import CompileFailed, Resume, RunSetupError, prepare
+    from runtime.trace import TraceError, TraceStore
+
+    as_json = args.json
+    if args.observation is not None and not args.skip_call:
+        return _fail("--observation goes with --skip-call", EXIT_USAGE, as_json=as_json)
+    if getattr(args, "no_trace", False):
+        return _fail("a resumed run is recorded: drop --no-trace", EXIT_USAGE, as_json=as_json)
+    path = db_path(args)
+    try:
+        if not path.exists():
+            raise TraceError(f"{path}: no trace store there (the file does not exist)")
+        with TraceStore(path) as store:
+            row = store.get_run(run_id)
+    except TraceError as exc:
+        return _fail(str(exc), EXIT_FAILED, as_json=as_json)
+    request = row.request
+    if not request:
+        message = f"run {row.id} was recorded without what resuming needs (by an older kiln)"
+        return _fail(message, EXIT_FAILED, as_json=as_json)
+    if row.state == "succeeded":
+        return _fail(f"run {row.id} succeeded: nothing to resume", EXIT_FAILED, as_json=as_json)
+    approver = _approver(args)
+    try:
+        prepared = prepare(
+            request["paths"],
+            agent=request.get("agent"),
+            crew=request.get("crew"),
+            text=request.get("text"),
+            inputs=request.get("inputs") or {},
+            model=request.get("model"),
+            approver=approver,
+            sandbox=request.get("sandbox"),
+            unsafe=bool(request.get("unsafe")),
+            allow_hosts=request.get("allow_hosts") or [],
+            workspace=Path(request["workspace"]) if request.get("workspace") else None,
+            embedder=request.get("embedder"),
+            index_dir=Path(".kiln", "cache", "tool-index"),
+            memory_dir=Path(request["memory_dir"]) if request.get("memory_dir") else None,
+            runs_db=path,
+        )
+    except CompileFailed as exc:
+        from compiler.diagnostics import summary
+
+        comp = exc.compilation
+        message = f"the specs of run {row.id} no longer compile ({summary(comp.diagnostics)})"
+        return _fail(message, EXIT_FAILED, as_json=as_json)
+    except RunSetupError as exc:
+        return _fail(f"run {row.id} cannot be set up again: {exc}", EXIT_FAILED, as_json=as_json)
+    if prepared.request.get("target_hash") != request.get("target_hash") and not args.force:
+        message = (
+            f"the specs run {row.id} depends on changed since it started ({row.target}'s graph "
+            "or a spec it reaches): resuming would replay its steps against other specs; "
+            "use --force to resume anyway"
+        )
+        return _fail(message, EXIT_FAILED, as_json=as_json)
+    ambiguous: Ambiguous = "retry" if args.retry_call else "skip" if args.skip_call else "stop"
+    resume = Resume(ambiguous=ambiguous, observation=args.observation)
+    args.no_trace = False
+    return _run(
+        prepared,
+        args,
+        approver,
+        run_id=row.id,
+        resume=resume,
+        durability=request.get("durability") or "sync",
+        user=request.get("user"),
+        session=request.get("session"),
+    )
 
 
 def _approver(args: argparse.Namespace) -> Any:
@@ -208,7 +343,17 @@ def _prompt_stream() -> Any:
         return sys.stderr
 
 
-def _run(prepared: Any, args: argparse.Namespace, approver: Any = None) -> int:
+def _run(
+    prepared: Any,
+    args: argparse.Namespace,
+    approver: Any = None,
+    *,
+    run_id: str | None = None,
+    resume: Any = None,
+    durability: Any = "sync",
+    user: str | None = None,
+    session: str | None = None,
+) -> int:
     import gc
 
     import anyio
@@ -246,7 +391,7 @@ def _run(prepared: Any, args: argparse.Namespace, approver: Any = None) -> int:
         sinks.append(writer)
         closers.append(writer)
     store = None
-    if not args.no_trace:
+    if not getattr(args, "no_trace", False):
         from runtime.trace import TraceError, TraceStore
 
         try:
@@ -260,8 +405,21 @@ def _run(prepared: Any, args: argparse.Namespace, approver: Any = None) -> int:
     from runtime.run import RunSetupError
 
     try:
-        who = Who(tenant=args.user or DEFAULT_TENANT, session=args.session)
-        result = anyio.run(lambda: execute(prepared, sinks=sinks, store=store, who=who))
+        who = Who(
+            tenant=user or getattr(args, "user", None) or DEFAULT_TENANT,
+            session=session or getattr(args, "session", None),
+        )
+        result = anyio.run(
+            lambda: execute(
+                prepared,
+                sinks=sinks,
+                store=store,
+                who=who,
+                run_id=run_id,
+                durability=durability,
+                resume=resume,
+            )
+        )
     except RunSetupError as exc:  # an MCP server that does not start, a script that lacks
         return _fail(str(exc), EXIT_FAILED, as_json=args.json)  # a tool it lists
     finally:
@@ -272,6 +430,13 @@ def _run(prepared: Any, args: argparse.Namespace, approver: Any = None) -> int:
             f"kiln: warning: --events {args.events}: writing stopped: {writer.error}",
             file=sys.stderr,
         )
+    if result.status in ("needs_attention", "waiting_approval"):
+        if args.json:
+            _print_json(result.as_json())
+        else:
+            print(f"kiln: run {result.run_id} stopped ({result.status}): {result.error}",
+                  file=sys.stderr)  # fmt: skip
+        return EXIT_STOPPED
     if args.json:
         _print_json(result.as_json())
     elif result.ok:

@@ -1,4 +1,4 @@
-"""``kiln runs list|show``: the runs recorded in the trace store.
+"""``kiln runs list|show|resume|recover``: the runs recorded in the trace store.
 
 The store is ``.kiln/runs.db`` under the working folder, or ``$KILN_RUNS_DB``, or ``--db``.
 This module is imported when ``kiln`` starts, whatever the command: rich, sqlite3 and the
@@ -45,7 +45,10 @@ def add_runs_parser(
     list_ = sub.add_parser("list", help="the latest runs, newest first")
     _with_db(list_)
     list_.add_argument("--limit", type=_positive, default=20, metavar="N", help="default: 20")
-    list_.add_argument("--status", help="only runs with this status (running, succeeded, …)")
+    list_.add_argument(
+        "--status",
+        help="only runs with this status (running, interrupted, succeeded, needs_attention, …)",
+    )
     list_.add_argument("--target", help="only runs of this target (Agent/NAME or Crew/NAME)")
     add_format_option(list_, "print the runs as JSON")
     show = sub.add_parser("show", help="one run and its events")
@@ -61,13 +64,43 @@ def add_runs_parser(
     show.add_argument(
         "-v", "--verbose", action="store_true", help="print event values in full, not cut"
     )
+    from runtime.cli.run import add_resume_options, add_view_options
+
+    resume = sub.add_parser(
+        "resume",
+        help="carry on an interrupted or stopped run from its journal",
+        description="Replay the run's journal (no model or tool call for a recorded step) and "
+        "carry on from the first step without a result. Exit 0 when the run succeeds, 1 "
+        "when it fails, 3 when it stops again for a person.",
+    )
+    resume.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of 4+ chars")
+    _resuming(resume)
+    add_resume_options(resume)
+    add_view_options(resume)
+    recover = sub.add_parser(
+        "recover",
+        help="resume every interrupted run (its process died)",
+        description="Resume, one after the other, every run whose process died while it ran.",
+    )
+    _resuming(recover)
+    add_view_options(recover)
+
+
+def _resuming(parser: argparse.ArgumentParser) -> None:
+    _with_db(parser)
+    add_format_option(parser, "print each result object as JSON")
+    parser.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
+    parser.add_argument(
+        "--approve-all", action="store_true", help="let tools that require approval run"
+    )
 
 
 def runs_command(args: argparse.Namespace) -> int:
     """Run ``kiln runs …``: 0 done, 1 unknown run or unusable store, 2 bad usage."""
     from runtime.trace import TraceError
 
-    handler = {"list": _list, "show": _show}.get(getattr(args, "runs_command", None) or "")
+    handlers = {"list": _list, "show": _show, "resume": _resume, "recover": _recover}
+    handler = handlers.get(getattr(args, "runs_command", None) or "")
     if handler is None:
         print("kiln: error: say 'kiln runs list' or 'kiln runs show RUN_ID'", file=sys.stderr)
         return EXIT_USAGE
@@ -117,7 +150,11 @@ def _list(args: argparse.Namespace) -> int:
             print(f"no runs yet ({path} does not exist)")
         return EXIT_OK
     with TraceStore(path) as store:
-        runs = store.list_runs(limit=args.limit, status=args.status, target=args.target)
+        if args.status == "interrupted":  # a running run whose process is gone
+            found = store.list_runs(limit=None, status="running", target=args.target)
+            runs = [run for run in found if run.state == "interrupted"][: args.limit]
+        else:
+            runs = store.list_runs(limit=args.limit, status=args.status, target=args.target)
     if args.json:
         print(_dumps({"db": str(path), "runs": [run.as_json() for run in runs]}))
     elif not runs:
@@ -137,7 +174,7 @@ def _cells(run: RunRow) -> tuple[str, ...]:
     return (
         run.id[:_ID_WIDTH],
         run.target,
-        run.status,
+        run.state,
         _local_time(run.started, "minutes"),
         format_duration(run.duration_s),
         format_tokens(run.tokens),
@@ -175,15 +212,57 @@ def _print_table(runs: list[RunRow]) -> None:
         )
     for run in runs:
         cells = list(_cells(run))
-        table.add_row(*cells[:2], _status_text(run.status), *cells[3:])
+        table.add_row(*cells[:2], _status_text(run.state), *cells[3:])
     make_console(sys.stdout).print(table)
 
 
 def _status_text(status: str) -> Text:
     from rich.text import Text
 
-    styles = {"succeeded": "green", "running": "yellow", "cancelled": "dim"}
+    styles = {
+        "succeeded": "green",
+        "running": "yellow",
+        "cancelled": "dim",
+        "interrupted": "yellow",
+        "needs_attention": "yellow",
+        "waiting_approval": "yellow",
+    }
     return Text(status, styles.get(status, "red"))
+
+
+# -- kiln runs resume / recover ---------------------------------------------------------
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from runtime.cli.run import resume_command
+
+    return resume_command(args, args.run_id)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    """Resume every interrupted run, oldest first; exit 1 when one of them did not end
+    well (it says which), 0 when all did (or there were none)."""
+    from runtime.cli.run import resume_command
+    from runtime.trace import TraceStore
+
+    path = db_path(args)
+    if not path.exists():
+        print(f"no runs to recover ({path} does not exist)", file=sys.stderr)
+        return EXIT_OK
+    with TraceStore(path) as store:
+        found = store.list_runs(limit=None, status="running")
+    interrupted = [run for run in reversed(found) if run.state == "interrupted"]
+    if not interrupted:
+        print("no interrupted runs", file=sys.stderr)
+        return EXIT_OK
+    worst = EXIT_OK
+    for run in interrupted:
+        print(f"kiln: resuming run {run.id} ({run.target})", file=sys.stderr)
+        args.retry_call = args.skip_call = args.force = False
+        args.observation = None
+        code = resume_command(args, run.id)
+        worst = max(worst, code)
+    return EXIT_OK if worst == EXIT_OK else EXIT_ERRORS
 
 
 # -- kiln runs show ---------------------------------------------------------------------
@@ -222,7 +301,7 @@ def _print_header(console: Console, run: RunRow) -> None:
     facts: list[tuple[str, Any]] = [
         ("run", run.id),
         ("target", f"{run.target} ({run.kind})" if run.kind else run.target),
-        ("status", run.status),
+        ("status", run.state),
         ("model", run.model),
         ("started", _local_time(run.started, "seconds")),
         ("duration", format_duration(run.duration_s) if run.ended is not None else None),

@@ -193,6 +193,15 @@ class ScriptedModel:
             await anyio.sleep(delay / 1000)
         return self._reply(turn, key, request)
 
+    def replayed(self, request: ModelRequest) -> None:
+        """A resumed run got this call's answer from its journal: move past the turn it
+        took, so the next call gets the next turn."""
+        if request.purpose in ("summarize", "extract"):
+            return
+        key = self.key_for(request.agent, request.task)
+        cursors = self._cursor.setdefault(request.run_id, {})
+        cursors[key] = cursors.get(key, 0) + 1
+
     def forget(self, run_id: str) -> None:
         """Drop a finished run's positions (long-lived processes run many)."""
         self._cursor.pop(run_id, None)

@@ -38,6 +38,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from runtime.llm.types import ToolDef
+from runtime.stops import RunStopped
 from runtime.tools.approval import ApprovalRequest, Approvals, Decision
 from runtime.tools.approval import Approver as Approver  # re-exported
 from runtime.tools.approval import approve_all as approve_all  # re-exported
@@ -485,6 +486,8 @@ class ToolBox:
                     retryable=exc.retryable,
                     attempts=attempt,
                 )
+            except RunStopped:  # the run waits for a person: not the tool's failure
+                raise
             except Exception as exc:  # noqa: BLE001 - a tool's bug is an observation, not a crash
                 return ToolOutcome("error", error=f"{type(exc).__name__}: {exc}", attempts=attempt)
 

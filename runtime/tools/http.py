@@ -56,6 +56,7 @@ from jinja2 import TemplateError as JinjaError
 
 from compiler.secrets import ENV_REF
 from compiler.templates import environment
+from runtime.idempotency import IDEMPOTENCY_KEY
 from runtime.tools.box import ToolError
 from specs import Tool
 from specs.openapi import OpenApiError, Operation, load_document, operations
@@ -295,6 +296,9 @@ class HttpToolExecutor:
             raise ToolError(f"{request.tool}: {request.url!r} is not a valid URL: {exc}") from None
         method = request.method
         headers, content = dict(request.headers), request.content
+        key = IDEMPOTENCY_KEY.get()
+        if key is not None and not any(k.lower() == "idempotency-key" for k in headers):
+            headers["Idempotency-Key"] = key  # the same on every retry and resume
         try:
             with anyio.fail_after(request.timeout_s):
                 for hop in range(MAX_REDIRECTS + 1):

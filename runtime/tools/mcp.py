@@ -45,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from runtime.idempotency import IDEMPOTENCY_KEY, MCP_META
 from runtime.tools.box import ToolError
 from specs import Tool
 from specs.tool import McpServer
@@ -140,9 +141,11 @@ class McpHub:
         session = await self._session(key, server, folder)
         client = session.client
         assert client is not None
+        idempotency = IDEMPOTENCY_KEY.get()
+        meta: Any = {MCP_META: idempotency} if idempotency is not None else None
         with anyio.move_on_after(server.call_timeout_s) as scope:
             try:
-                result = await client.call_tool(remote, dict(arguments))
+                result = await client.call_tool(remote, dict(arguments), meta=meta)
             except Exception as exc:  # the SDK boundary: put into words once, here
                 raise session.call_error(remote, exc) from None
         if scope.cancelled_caught:

@@ -142,6 +142,9 @@ def _child(request: dict[str, Any], result_w: int, output_w: int) -> NoReturn:
         os.closerange(3, result_w)
         os.closerange(result_w + 1, 4096)
         os.chdir(WORKDIR)
+        key = request.get("idempotency_key")
+        if isinstance(key, str) and key.isalnum() and len(key) <= 128:
+            os.environ["KILN_IDEMPOTENCY_KEY"] = key  # the same on every retry and resume
         _limit()
         if request.get("kind") == "shell":
             # the result pipe is close-on-exec: a command that starts never sees it, and one
