@@ -221,9 +221,11 @@ def runner_run(prepared: Prepared, sinks: Sequence[Sink] = ()) -> RunOne:
     return run
 
 
-def traced_run(prepared: Prepared, store: TraceStore) -> RunOne:
+def traced_run(prepared: Prepared, store: TraceStore, durability: Any = None) -> RunOne:
+    """Runs recorded in ``store``; with a ``durability``, every step journaled too."""
+
     async def run(run_id: str) -> RunResult:
-        return await execute(prepared, store=store, run_id=run_id)
+        return await execute(prepared, store=store, run_id=run_id, durability=durability)
 
     return run
 
@@ -277,6 +279,7 @@ def variants(project: Project, steps: int, tmp: Path, stack: ExitStack) -> list[
         Variant(
             "runner, SQLite trace store (execute)", traced_run(strict, store), model, "stepper"
         ),
+        Variant(JOURNALED, traced_run(strict, store, "sync"), model, "stepper"),
         Variant("runner, loose schemas, no sinks", runner_run(loose), model_of(loose), "loose"),
     ]
 
@@ -366,6 +369,8 @@ def report_per_step(results: dict[int, dict[str, list[float]]], budget: int, rep
     print(f"    runtime overhead, no sinks               {at[bare] - at[labels[0]]:+7.1f}")
     for label in labels[2:5]:
         print(f"    {label.removeprefix('runner, '):<40} {at[label] - at[bare]:+7.1f}")
+    journal = at[JOURNALED] - at["runner, SQLite trace store (execute)"]
+    print(f"    the journal, sync (over the trace store) {journal:+7.1f}")
     loose = at["runner, loose schemas, no sinks"]
     print(f"    JSON Schema validation (strict - loose)  {at[bare] - loose:+7.1f}")
     for label in (bare, "runner, SQLite trace store (execute)"):
@@ -502,11 +507,14 @@ class GcClock:
         self.full += info["generation"] == 2
 
 
+JOURNALED = "runner, trace store + sync journal"
+
 #: Part 3's variants: what each runs, in a fresh process.
 MANY = {
     "floor": "floor: bare coroutines, model + tool",
     "none": "runner, no sinks",
     "trace": "runner, SQLite trace store (execute)",
+    "journal": JOURNALED,
     "gc": "runner, no sinks, gc threshold 50,000",
 }
 
@@ -518,8 +526,12 @@ def child_many(root: str, runs: int, steps: int, delay_ms: float, variant: str) 
     project = Project(Path(root))
     prepared = project.prepared(steps, delay_ms=delay_ms)
     model = model_of(prepared)
-    store = TraceStore(Path(root) / f"many-{os.getpid()}.db") if variant == "trace" else None
-    run_one = traced_run(prepared, store) if store is not None else runner_run(prepared)
+    traced = variant in ("trace", "journal")
+    store = TraceStore(Path(root) / f"many-{os.getpid()}.db") if traced else None
+    durability = "sync" if variant == "journal" else None
+    run_one = (
+        traced_run(prepared, store, durability) if store is not None else runner_run(prepared)
+    )
     statuses: dict[str, int] = {}
     floor_steps: list[int] = []
 

@@ -47,6 +47,7 @@ __all__ = [
     "JournalStore",
     "NeedsAttention",
     "RunJournal",
+    "WaitingApproval",
     "idempotency_key",
 ]
 
@@ -68,6 +69,10 @@ class JournalStore(Protocol):
 
     async def commit(self) -> None: ...
 
+    def request_approval(
+        self, run_id: str, step: str, *, tool: str, arguments: Any, agent: str | None
+    ) -> Any: ...
+
 
 class Entry(Protocol):
     kind: str
@@ -88,6 +93,21 @@ class NeedsAttention(RunStopped):
             "without it"
         )
         self.step, self.tool, self.arguments, self.key = step, tool, arguments, key
+
+
+class WaitingApproval(RunStopped):
+    """A call needs a person's yes and nobody here can give it: the run stops, durably,
+    until the approval is decided (``kiln approvals approve|deny``) and the run resumed."""
+
+    status = "waiting_approval"
+
+    def __init__(self, approval_id: str, run_id: str, tool: str) -> None:
+        super().__init__(
+            f"tool {tool} waits for approval {approval_id}: decide it with 'kiln approvals "
+            f"approve {approval_id}' or 'kiln approvals deny {approval_id} --reason TEXT', "
+            f"then 'kiln runs resume {run_id}'"
+        )
+        self.approval_id = approval_id
 
 
 def idempotency_key(run_id: str, step: str, tool: str, arguments: Any) -> str:
@@ -113,6 +133,20 @@ class RunJournal:
     observation: str = "The call was skipped by a person; its result is unknown."
     #: steps answered from the journal in this process
     replayed: int = 0
+    #: tools that require approval stop the run until a person decides, from anywhere
+    defer_approvals: bool = False
+
+    def recorded(self, step: str) -> bool:
+        """Whether ``step`` has a recorded result (replaying it asks nobody anything)."""
+        entry = self.replay.get(step)
+        return entry is not None and entry.state == "done"
+
+    def approval(self, step: str, tool: str, arguments: Any, agent: str | None) -> Any:
+        """The durable approval of ``step``: asked for now if it was not before. Its
+        ``status`` is ``pending``, ``approved`` or ``denied``."""
+        return self.store.request_approval(
+            self.run_id, step, tool=tool, arguments=arguments, agent=agent
+        )
 
     async def model(
         self,

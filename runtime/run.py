@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -335,6 +335,22 @@ def prepare(
     )
 
 
+def durability_of(prepared: Prepared, chosen: str | None) -> Durability | None:
+    """The run's durability: ``chosen`` (``kiln run --durability``), else the target spec's
+    ``limits.durability``, else ``sync``; ``None`` for ``off``."""
+    if chosen is None:
+        program = prepared.runner.program
+        kind, _, name = prepared.target.partition("/")
+        if kind == "Agent":
+            chosen = program.agent(name).spec.limits.durability
+        else:
+            limits = program.crew(name).spec.limits
+            chosen = limits.durability if limits is not None else None
+    if chosen == "off":
+        return None
+    return cast("Durability", chosen or "sync")
+
+
 def target_hash(plan: Mapping[str, Any], target: str) -> str:
     """A hash of what a run of ``target`` depends on: its graph and the hashes of every
     spec the graph names. A change elsewhere in the folder leaves it as it is."""
@@ -381,6 +397,7 @@ async def execute(
     who: Who | None = None,
     durability: Durability | None = "sync",
     resume: Resume | None = None,
+    defer_approvals: bool = False,
 ) -> RunResult:
     """Run a prepared target. With a trace ``store``, the run is recorded as it starts (so a
     crash leaves it visible as ``running``) and completed at the end, whatever happens.
@@ -390,7 +407,9 @@ async def execute(
     recorded. ``who`` is the tenant (user) and session memory is kept for.
 
     With a store and a ``durability`` (``None``: not durable), every step is journaled
-    (runtime/journal.py). ``resume`` carries on the run ``run_id`` from its journal."""
+    (runtime/journal.py). ``resume`` carries on the run ``run_id`` from its journal. With
+    ``defer_approvals`` (a durable run only), a call that needs approval stops the run as
+    ``waiting_approval`` until the approval is decided in the trace store."""
     if resume is not None and run_id is None:
         raise ValueError("resuming needs the run's id")
     run_id = run_id or uuid.uuid4().hex
@@ -432,6 +451,7 @@ async def execute(
                     replay,
                     ambiguous=resume.ambiguous if resume else "stop",
                     observation=(resume.observation if resume else None) or SKIPPED,
+                    defer_approvals=defer_approvals,
                 )
         return await _execute(prepared, sinks, store, run_id, who, journal)
     raise AssertionError("unreachable")  # pragma: no cover - mypy cannot see the return

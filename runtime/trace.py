@@ -18,6 +18,7 @@ Errors from SQLite never escape as they are: every ``sqlite3.Error`` becomes a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -38,6 +39,7 @@ from runtime.events import Event, EventType
 __all__ = [
     "FLUSH_EVERY",
     "SCHEMA_VERSION",
+    "ApprovalRow",
     "JournalEntry",
     "RunRow",
     "TraceError",
@@ -48,7 +50,7 @@ __all__ = [
 
 #: The schema this code writes. A store with a newer version is refused, never guessed at;
 #: an older one is upgraded in place (:data:`_UPGRADES`).
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 #: Buffered events are written in one ``executemany`` once this many are pending.
 FLUSH_EVERY: Final = 256
 #: A unique prefix of a run id this long (or longer) finds the run.
@@ -82,6 +84,12 @@ _UPGRADES: Final = {
         "ALTER TABLE runs ADD COLUMN owner TEXT",
         "CREATE TABLE journal (run_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL,"
         " state TEXT NOT NULL, ts REAL, data TEXT, PRIMARY KEY (run_id, step)) WITHOUT ROWID",
+    ),
+    # Version 3: approvals that outlive the process, one per (run, step), decided once.
+    3: (
+        "CREATE TABLE approvals (id TEXT PRIMARY KEY, run_id TEXT NOT NULL, step TEXT NOT NULL,"
+        " tool TEXT, arguments TEXT, agent TEXT, created REAL, status TEXT NOT NULL,"
+        " reason TEXT, decided_by TEXT, decided REAL, UNIQUE (run_id, step))",
     ),
 }
 _RUN_COLUMNS: Final = (
@@ -177,7 +185,6 @@ class TraceStore:
         self._pending: list[_EventRow] = []
         self._steps: list[tuple[str, str, str, str, float, str | None]] = []
         self._batch: _Batch | None = None
-        self._full = False  # synchronous = FULL once a run asks for durable steps
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -350,15 +357,76 @@ class TraceStore:
             finally:
                 self._batch = None
                 try:
-                    if not self._full:
-                        self._connection().execute("PRAGMA synchronous = FULL")
-                        self._full = True
-                    self.flush()
+                    # durable on disk (one fsync for the batch), not only past the process:
+                    # the rest of the store's writes stay NORMAL (no fsync per run start)
+                    conn = self._connection()
+                    conn.execute("PRAGMA synchronous = FULL")
+                    try:
+                        self.flush()
+                    finally:
+                        conn.execute("PRAGMA synchronous = NORMAL")
                 except (TraceError, sqlite3.Error) as exc:
                     batch.error = exc if isinstance(exc, TraceError) else self._error(exc)
                 batch.done.set()
         if batch.error is not None:
             raise TraceError(str(batch.error))
+
+    # -- approvals ------------------------------------------------------------------------
+
+    def request_approval(
+        self, run_id: str, step: str, *, tool: str, arguments: Any, agent: str | None
+    ) -> ApprovalRow:
+        """The approval of a run's step: the one asked for earlier (pending or decided),
+        else a new pending one. Its id is the same whenever it is asked for again."""
+        approval_id = hashlib.sha256(f"{run_id}\x00{step}".encode()).hexdigest()[:16]
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO approvals (id, run_id, step, tool, arguments, agent,"
+                " created, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (approval_id, _text(run_id), _text(step), _text(tool), _json(arguments),
+                 _opt_text(agent), time.time()),
+            )  # fmt: skip
+        return self.get_approval(approval_id)
+
+    def decide_approval(
+        self, id_or_prefix: str, *, approved: bool, reason: str | None, by: str
+    ) -> ApprovalRow:
+        """Approve or deny a pending approval; refused when it is decided already."""
+        found = self.get_approval(id_or_prefix)
+        if found.status != "pending":
+            raise TraceError(
+                f"approval {found.id} was already {found.status} by {found.decided_by}"
+            )
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE approvals SET status = ?, reason = ?, decided_by = ?, decided = ?"
+                " WHERE id = ? AND status = 'pending'",
+                ("approved" if approved else "denied", _opt_text(reason), _text(by),
+                 time.time(), found.id),
+            )  # fmt: skip
+        return self.get_approval(found.id)
+
+    def get_approval(self, id_or_prefix: str) -> ApprovalRow:
+        rows = self._query(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE substr(id, 1, ?) = ?"
+            " ORDER BY created LIMIT 3",
+            (len(id_or_prefix), id_or_prefix),
+        )
+        if len(id_or_prefix) < MIN_PREFIX or not rows:
+            raise TraceError(f"no approval '{id_or_prefix}' in {self.path}")
+        if len(rows) > 1 and rows[0][0] != id_or_prefix:
+            raise TraceError(f"approval id prefix '{id_or_prefix}' is ambiguous")
+        return _approval_row(rows[0])
+
+    def list_approvals(
+        self, *, pending_only: bool = True, run_id: str | None = None
+    ) -> list[ApprovalRow]:
+        rows = self._query(
+            f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE (?1 = 0 OR status = 'pending')"
+            " AND (?2 IS NULL OR run_id = ?2) ORDER BY created",
+            (1 if pending_only else 0, run_id),
+        )
+        return [_approval_row(row) for row in rows]
 
     # -- reading ------------------------------------------------------------------------
 
@@ -605,6 +673,39 @@ class JournalEntry:
     kind: str
     state: str
     data: Any
+
+
+_APPROVAL_COLUMNS: Final = (
+    "id, run_id, step, tool, arguments, agent, created, status, reason, decided_by, decided"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    """An approval a run waits for (``pending``) or got (``approved``, ``denied``)."""
+
+    id: str
+    run_id: str
+    step: str
+    tool: str
+    arguments: Any
+    agent: str | None
+    created: float
+    status: str
+    reason: str | None
+    decided_by: str | None
+    decided: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _approval_row(row: tuple[Any, ...]) -> ApprovalRow:
+    id_, run_id, step, tool, arguments, agent, created, status, reason, by, decided = row
+    return ApprovalRow(
+        id_, run_id, step, tool or "", _decode(arguments), agent, created or 0.0, status,
+        reason, by, decided,
+    )  # fmt: skip
 
 
 @dataclass(slots=True)

@@ -24,6 +24,11 @@ class AgentLimits(Model):
         description="the Nth identical tool call in a row is not run: the loop guard answers it; "
         "one more ends the run with loop_detected",
     )
+    durability: Literal["sync", "async", "exit", "off"] | None = Field(
+        None,
+        description="when a run of it journals its step results, for resuming: sync (the "
+        "default: before the next step), async, exit or off; kiln run --durability overrides",
+    )
 
 
 class ToolDiscovery(Model):

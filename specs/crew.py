@@ -25,6 +25,11 @@ class TaskSpec(Model):
 class CrewLimits(Model):
     timeout_s: float | None = Field(None, gt=0, le=604_800)
     max_cost_usd: float | None = Field(None, gt=0, le=1_000_000)
+    durability: Literal["sync", "async", "exit", "off"] | None = Field(
+        None,
+        description="when a run of it journals its step results, for resuming: sync (the "
+        "default: before the next step), async, exit or off; kiln run --durability overrides",
+    )
 
 
 class CrewSpec(Model):

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from runtime.agent import context, prompts
 from runtime.agent.budget import Budget, LimitExceeded
 from runtime.events import EventBus
-from runtime.journal import PARENT_STEP, RunJournal
+from runtime.journal import PARENT_STEP, RunJournal, WaitingApproval
 from runtime.llm.types import (
     ContextWindowExceeded,
     Message,
@@ -27,6 +27,7 @@ from runtime.llm.types import (
     message_tokens,
 )
 from runtime.tools import ToolBox, schema_error
+from runtime.tools.approval import ApprovalRequest, Decision
 from runtime.tools.box import OnApproval, ToolOutcome
 
 if TYPE_CHECKING:
@@ -215,14 +216,47 @@ class AgentJob:
             finally:
                 PARENT_STEP.reset(token)
         spec = bound.spec.spec if bound is not None and bound.spec is not None else None
+        decision = None
+        if (
+            spec is not None
+            and spec.requires_approval
+            and self.journal.defer_approvals
+            and not self.journal.recorded(step)
+            and isinstance(arguments, dict)
+        ):
+            decision = self._deferred(step, name, arguments, on_approval)
         return await self.journal.tool(
             step,
             name,
             arguments,
-            lambda: self.tools.call(name, arguments, on_approval=on_approval),
+            lambda: self.tools.call(name, arguments, on_approval=on_approval, decided=decision),
             side_effects=bound is not None and bound.side_effects,
             idempotent=spec is not None and spec.idempotent,
         )
+
+    def _deferred(
+        self, step: str, name: str, arguments: dict[str, Any], on_approval: OnApproval | None
+    ) -> Decision:
+        """The decision on a call that needs approval in a run that defers them: made by a
+        person since the run stopped for it, or the run stops now (``waiting_approval``)."""
+        assert self.journal is not None
+        row = self.journal.approval(step, name, arguments, self.agent)
+        request = ApprovalRequest(
+            id=row.id,
+            tool=name,
+            arguments=arguments,
+            created=row.created,
+            run_id=self.run_id,
+            agent=self.agent,
+        )
+        if on_approval is not None:
+            on_approval(request, None)
+        if row.status == "pending":
+            raise WaitingApproval(row.id, self.run_id, name)
+        decision = Decision(row.status == "approved", row.reason, row.decided_by or "unknown")
+        if on_approval is not None:
+            on_approval(request, decision)
+        return decision
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from compiler.diagnostics import render_json, render_text, summary
 from compiler.pipeline import Compilation, compile_paths
+from runtime.cli.approvals import add_approvals_parser, approvals_command
 from runtime.cli.completion import SHELLS, completion_script
 from runtime.cli.importing import add_import_parser, import_command
 from runtime.cli.memory import add_memory_parser, memory_command
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tools_parser(commands, _Parser)
     add_memory_parser(commands, _Parser)
     add_import_parser(commands, _Parser)
+    add_approvals_parser(commands, _Parser)
     return parser
 
 
@@ -131,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory": memory_command,
             "completion": _completion,
             "import": import_command,
+            "approvals": approvals_command,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:

@@ -13,8 +13,9 @@ from runtime.cli.options import add_format_option
 from runtime.cli.runs import DEFAULT_DB, db_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: The run stopped to wait for a person (needs_attention, waiting_approval): resume it later.
-EXIT_STOPPED = 3
+#: The run stopped for a person: a side-effecting call may have been made (needs_attention,
+#: resume with --retry-call or --skip-call), or a call waits for approval (kiln approvals).
+EXIT_APPROVAL, EXIT_ATTENTION = 4, 5  # 3 is a bug in kiln
 
 
 def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -35,12 +36,7 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     run.add_argument(
         "--model", metavar="MODEL", help="use this model for every agent (e.g. scripted:FILE)"
     )
-    run.add_argument(
-        "--approve-all",
-        action="store_true",
-        help="let tools that require approval run without asking (default: ask at the "
-        "terminal; a run that is not at a terminal fails at the first such call)",
-    )
+    add_approval_options(run)
     run.add_argument(
         "--sandbox",
         choices=("nsjail", "bwrap", "none"),
@@ -114,9 +110,9 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     run.add_argument(
         "--durability",
         choices=("sync", "async", "exit", "off"),
-        default="sync",
         help="when step results are journaled, for resuming: before the next step (sync, the "
-        "default), in the background (async), when the run ends (exit), never (off)",
+        "default), in the background (async), when the run ends (exit), never (off); "
+        "default: the target's limits.durability, else sync",
     )
     run.add_argument(
         "--resume",
@@ -125,6 +121,21 @@ def add_run_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -
     )
     add_resume_options(run)
     add_view_options(run)
+
+
+def add_approval_options(parser: argparse.ArgumentParser) -> None:
+    """Who approves tools that require it: shared by ``kiln run`` and ``kiln runs resume``."""
+    parser.add_argument(
+        "--approvals",
+        choices=("ask", "defer", "all"),
+        help="ask at the terminal; defer: stop the run (waiting_approval, exit 4) until "
+        "someone decides with kiln approvals; all: approve everything. Default: ask at a "
+        "terminal, else defer (a run with --durability off or --no-trace then fails at "
+        "such a call)",
+    )
+    parser.add_argument(
+        "--approve-all", action="store_true", help="the same as --approvals all"
+    )
 
 
 def add_view_options(parser: argparse.ArgumentParser) -> None:
@@ -228,12 +239,10 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except RunSetupError as exc:
         return _fail(str(exc), EXIT_USAGE, as_json=args.json)
-    return _run(prepared, args, approver, durability=_durability(args))
+    from runtime.run import durability_of
 
-
-def _durability(args: argparse.Namespace) -> Any:
-    chosen = getattr(args, "durability", "sync")
-    return None if chosen == "off" or args.no_trace else chosen
+    durability = None if args.no_trace else durability_of(prepared, args.durability)
+    return _run(prepared, args, approver, durability=durability)
 
 
 def resume_command(args: argparse.Namespace, run_id: str) -> int:
@@ -262,6 +271,12 @@ def resume_command(args: argparse.Namespace, run_id: str) -> int:
         return _fail(message, EXIT_FAILED, as_json=as_json)
     if row.state == "succeeded":
         return _fail(f"run {row.id} succeeded: nothing to resume", EXIT_FAILED, as_json=as_json)
+    if "durability" in request and request["durability"] is None:
+        message = (
+            f"run {row.id} ran with durability off: nothing of it was journaled, and running "
+            "it again from the start could repeat its side effects; start a new run instead"
+        )
+        return _fail(message, EXIT_FAILED, as_json=as_json)
     approver = _approver(args)
     try:
         prepared = prepare(
@@ -312,13 +327,15 @@ def resume_command(args: argparse.Namespace, run_id: str) -> int:
 
 
 def _approver(args: argparse.Namespace) -> Any:
-    """Who approves tools that require it: everyone (``--approve-all``), the person at the
-    terminal when stdin is one, or nobody (such a call then ends the run, saying why)."""
-    if args.approve_all:
+    """Who approves tools that require it: everyone (``--approvals all``), the person at the
+    terminal when stdin is one, or nobody (a durable run then defers the approval; any
+    other ends at such a call, saying why)."""
+    choice = getattr(args, "approvals", None)
+    if args.approve_all or choice == "all":
         from runtime.tools.approval import approve_all
 
         return approve_all
-    if not _is_terminal(sys.stdin):
+    if choice == "defer" or not _is_terminal(sys.stdin):
         return None
     from runtime.tools.approval import TerminalApprover
 
@@ -409,6 +426,8 @@ def _run(
             tenant=user or getattr(args, "user", None) or DEFAULT_TENANT,
             session=session or getattr(args, "session", None),
         )
+        # nobody to ask here: a durable run waits for a decision made elsewhere, later
+        defer = approver is None and getattr(args, "approvals", None) != "ask"
         result = anyio.run(
             lambda: execute(
                 prepared,
@@ -418,6 +437,7 @@ def _run(
                 run_id=run_id,
                 durability=durability,
                 resume=resume,
+                defer_approvals=defer and durability is not None,
             )
         )
     except RunSetupError as exc:  # an MCP server that does not start, a script that lacks
@@ -436,7 +456,7 @@ def _run(
         else:
             print(f"kiln: run {result.run_id} stopped ({result.status}): {result.error}",
                   file=sys.stderr)  # fmt: skip
-        return EXIT_STOPPED
+        return EXIT_APPROVAL if result.status == "waiting_approval" else EXIT_ATTENTION
     if args.json:
         _print_json(result.as_json())
     elif result.ok:

@@ -71,7 +71,7 @@ def add_runs_parser(
         help="carry on an interrupted or stopped run from its journal",
         description="Replay the run's journal (no model or tool call for a recorded step) and "
         "carry on from the first step without a result. Exit 0 when the run succeeds, 1 "
-        "when it fails, 3 when it stops again for a person.",
+        "when it fails, 4 when it waits for an approval, 5 when a call needs a person.",
     )
     resume.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of 4+ chars")
     _resuming(resume)
@@ -79,8 +79,9 @@ def add_runs_parser(
     add_view_options(resume)
     recover = sub.add_parser(
         "recover",
-        help="resume every interrupted run (its process died)",
-        description="Resume, one after the other, every run whose process died while it ran.",
+        help="resume every interrupted run, and every run whose approvals are all decided",
+        description="Resume, one after the other, every run whose process died while it ran "
+        "and every run that waited for approvals which are all decided now.",
     )
     _resuming(recover)
     add_view_options(recover)
@@ -90,9 +91,9 @@ def _resuming(parser: argparse.ArgumentParser) -> None:
     _with_db(parser)
     add_format_option(parser, "print each result object as JSON")
     parser.add_argument("--events", metavar="FILE", help="also write every event as a JSON line")
-    parser.add_argument(
-        "--approve-all", action="store_true", help="let tools that require approval run"
-    )
+    from runtime.cli.run import add_approval_options
+
+    add_approval_options(parser)
 
 
 def runs_command(args: argparse.Namespace) -> int:
@@ -251,7 +252,14 @@ def _recover(args: argparse.Namespace) -> int:
         return EXIT_OK
     with TraceStore(path) as store:
         found = store.list_runs(limit=None, status="running")
-    interrupted = [run for run in reversed(found) if run.state == "interrupted"]
+        interrupted = [run for run in reversed(found) if run.state == "interrupted"]
+        # and runs that waited for approvals which are all decided now
+        waiting = store.list_runs(limit=None, status="waiting_approval")
+        interrupted += [
+            run
+            for run in reversed(waiting)
+            if not store.list_approvals(pending_only=True, run_id=run.id)
+        ]
     if not interrupted:
         print("no interrupted runs", file=sys.stderr)
         return EXIT_OK

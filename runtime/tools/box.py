@@ -357,16 +357,28 @@ class ToolBox:
         return [t.definition() for t in self.tools.values()]
 
     async def call(
-        self, name: str, arguments: Any, *, on_approval: OnApproval | None = None
+        self,
+        name: str,
+        arguments: Any,
+        *,
+        on_approval: OnApproval | None = None,
+        decided: Decision | None = None,
     ) -> ToolOutcome:
         """Call a tool by its model-facing name; never raises for anything a tool does.
-        ``on_approval`` replaces the box's hook for this call (to tag events with it)."""
+        ``on_approval`` replaces the box's hook for this call (to tag events with it);
+        ``decided`` is the approval a person already gave or refused (nobody is asked)."""
         started = time.perf_counter()
-        outcome = await self._call(name, arguments, on_approval or self.on_approval)
+        outcome = await self._call(name, arguments, on_approval or self.on_approval, decided)
         ms = (time.perf_counter() - started) * 1000
         return replace(outcome, duration_ms=ms)
 
-    async def _call(self, name: str, arguments: Any, on_approval: OnApproval | None) -> ToolOutcome:
+    async def _call(
+        self,
+        name: str,
+        arguments: Any,
+        on_approval: OnApproval | None,
+        decided: Decision | None = None,
+    ) -> ToolOutcome:
         tool = self.tools.get(name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
@@ -377,7 +389,11 @@ class ToolBox:
         if problem is not None:
             return ToolOutcome("invalid_input", error=f"invalid input for {name}: {problem}")
         if tool.spec is not None and tool.spec.spec.requires_approval:
-            refused = await self._approve(name, arguments, on_approval)
+            if decided is not None:
+                denied = ToolOutcome("denied", error=decided.denial())
+                refused = None if decided.approved else denied
+            else:
+                refused = await self._approve(name, arguments, on_approval)
             if refused is not None:
                 return refused
         key = self._cache_key(tool, arguments)

@@ -16,6 +16,7 @@ import functools
 import importlib
 import os
 import platform
+import shutil
 import stat
 import subprocess
 from abc import ABC, abstractmethod
@@ -61,6 +62,7 @@ __all__ = [
     "cgroup_memory",
     "cgroups",
     "check_readable",
+    "dies_with_runtime",
     "inside_env",
     "share_workspace",
     "inside_paths",
@@ -129,6 +131,18 @@ def uid_note() -> str:
 
 def yes_or_why(problem: str | None) -> str:
     return "yes" if problem is None else f"no: {problem}"
+
+
+#: util-linux's setpriv: started through it, a worker's outermost process gets SIGKILL when
+#: the runtime dies (PR_SET_PDEATHSIG), so a killed kiln leaves no call running on (one
+#: would race the resumed run's retry of the same call).
+SETPRIV = shutil.which("setpriv") or ""
+
+
+def dies_with_runtime(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """``argv`` started so that it is killed when the runtime dies (as is, without setpriv:
+    the worker still ends at its next read, once the call in progress is done)."""
+    return (SETPRIV, "--pdeathsig", "KILL", *argv) if SETPRIV else argv
 
 
 def worker_command() -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sandbox.backends import (
     check_readable,
+    dies_with_runtime,
     inside_env,
     outside_uid,
     share_workspace,
@@ -77,7 +78,9 @@ class NoneBackend:
             "TMPDIR": str(folder),
         }
         return Launch(
-            argv=(INSIDE_PYTHON, "-I", str(worker_dir.resolve() / "worker.py")),
+            argv=dies_with_runtime(
+                (INSIDE_PYTHON, "-I", str(worker_dir.resolve() / "worker.py"))
+            ),
             env=env,
             user=uid if root else None,
             group=uid if root else None,

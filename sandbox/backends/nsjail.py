@@ -30,6 +30,7 @@ from sandbox.backends import (
     Mount,
     cgroup_memory,
     cgroups,
+    dies_with_runtime,
     inside_env,
     inside_paths,
     slot_cgroup,
@@ -76,7 +77,7 @@ class NsjailBackend(IsolatingBackend):
         binary, uid = self._binary_and_uid(profile, slot, worker_dir)
         argv = command(binary, profile, uid, worker_dir)
         return Launch(
-            argv=(*argv, *worker_command()),
+            argv=dies_with_runtime((*argv, *worker_command())),
             env={},
             workdir=profile.workdir,
             paths=inside_paths(profile),

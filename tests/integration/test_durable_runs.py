@@ -121,6 +121,25 @@ def kill_after(process: subprocess.Popen[str], folder: Path, steps: int, pause_s
     time.sleep(pause_s)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
+    # the call in progress died with kiln: none goes on to race the resumed run's retry
+    deadline = time.monotonic() + 0.1  # a call left running would sleep 0.3 s
+    while ledger_calls() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not ledger_calls(), "a sandboxed call outlived the kiln process that made it"
+
+
+def ledger_calls() -> list[int]:
+    """Processes running the ledger tool's command, on this machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ledger.txt" in command and b"pytest" not in command:
+                found.append(int(entry.name))
+    return found
 
 
 def only_run(folder: Path) -> dict[str, Any]:
@@ -192,7 +211,7 @@ def test_a_cut_off_call_of_a_non_idempotent_tool_waits_for_a_person(project: Pat
     run_id = only_run(project)["id"]
 
     stopped = kiln("runs", "resume", run_id, "-q", cwd=project)
-    assert stopped.returncode == 3, stopped.stderr  # stopped for a person
+    assert stopped.returncode == 5, stopped.stderr  # stopped for a person
     assert "needs_attention" in stopped.stderr and "ledger" in stopped.stderr
     assert "--retry-call" in stopped.stderr and '{"item": "b"}' in stopped.stderr
     assert only_run(project)["status"] == "needs_attention"
@@ -245,3 +264,22 @@ def test_sigterm_stops_the_run_as_cancelled_and_it_resumes(project: Path) -> Non
     resumed = kiln("runs", "resume", only_run(project)["id"], "-q", cwd=project)
     assert resumed.returncode == 0, resumed.stderr
     assert len(set(ledger(project))) == len(ledger(project)) == 3
+
+
+def test_durability_off_in_the_spec_journals_nothing_and_refuses_to_resume(
+    project: Path,
+) -> None:
+    spec = project / "agents" / "clerk.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(
+        text.replace("  tools: [ledger]\n", "  tools: [ledger]\n  limits: {durability: 'off'}\n"),
+        encoding="utf-8",
+    )
+    kill_after(start(project), project, 0, 0.6)  # recorded; its journal stays empty
+    assert journaled(project) == 0
+    refused = kiln("runs", "resume", only_run(project)["id"], cwd=project)
+    assert refused.returncode == 1 and "durability off" in refused.stderr
+    ran = kiln("run", "agents", "--input", "go", "--model", "scripted:script.yml", "-q",
+               "--durability", "sync", cwd=project)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr  # the flag wins over the spec
+    assert journaled(project) == 7

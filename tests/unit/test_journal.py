@@ -171,6 +171,7 @@ def test_a_store_of_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> 
         store.start_run("old", target="Agent/a", kind="agent", inputs={}, started=1.0)
     with sqlite3.connect(path) as conn:  # back to version 1, as an older kiln wrote it
         conn.execute("DROP TABLE journal")
+        conn.execute("DROP TABLE approvals")
         conn.execute("ALTER TABLE runs DROP COLUMN request")
         conn.execute("ALTER TABLE runs DROP COLUMN owner")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
