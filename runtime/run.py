@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -225,6 +225,33 @@ def _tools_by_key(
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """How runs are set up, whatever they run: the model override, the gateway, tool
+    executors, sandboxes, hosts, workspace, caches and stores. One object for
+    :func:`build`, :func:`prepare` and :class:`runtime.engine.Engine`."""
+
+    #: every agent uses this model instead of its own (``scripted:FILE`` for tests)
+    model: str | None = None
+    gateway: Gateway | None = None
+    #: tool executors by executor type; ``None``: sandboxes, HTTP and MCP as kiln has them
+    executors: Mapping[str, ToolExecutor] | None = None
+    #: who approves tools that require it (``None``: nobody here)
+    approver: Approver | None = None
+    sandbox: BackendName | None = None
+    unsafe: bool = False
+    pool: PoolSettings | None = None
+    allow_hosts: Sequence[str] = ()
+    #: the folder the file tools work in (``None``: ``.kiln/workspaces/<run id>``)
+    workspace: Path | None = None
+    embedder: str | None = None
+    index_dir: Path | None = None
+    tool_cache: ResultCache | None = None
+    memory_dir: Path | None = None
+    #: the trace store episodic memory searches (``None``: it finds nothing)
+    runs_db: Path | None = None
+
+
 def prepare(
     paths: Sequence[str | Path],
     *,
@@ -232,48 +259,52 @@ def prepare(
     crew: str | None = None,
     text: str | None = None,
     inputs: Mapping[str, Any] | None = None,
-    model: str | None = None,
-    gateway: Gateway | None = None,
-    executors: Mapping[str, ToolExecutor] | None = None,
     compilation: Compilation | None = None,
-    approver: Approver | None = None,
-    sandbox: BackendName | None = None,
-    unsafe: bool = False,
-    pool: PoolSettings | None = None,
-    allow_hosts: Sequence[str] = (),
-    workspace: Path | None = None,
-    embedder: str | None = None,
-    index_dir: Path | None = None,
-    tool_cache: ResultCache | None = None,
-    memory_dir: Path | None = None,
-    runs_db: Path | None = None,
+    settings: Settings | None = None,
+    **options: Any,
 ) -> Prepared:
-    """Compile and set up a run. Raises :class:`RunSetupError` for anything that would make
-    the run fail before its first step; compile errors are in ``compilation`` (check
-    ``compilation.ok`` first: the runner is not usable then).
+    """Compile and set up a run: :func:`build` then :func:`bind`. ``options`` are
+    :class:`Settings` fields, for callers that give a few (``model=``, ``gateway=``).
+    Raises :class:`CompileFailed` or :class:`RunSetupError` for anything that would make
+    the run fail before its first step."""
+    if options:
+        settings = replace(settings or Settings(), **options)
+    base = build(paths, settings or Settings(), compilation=compilation)
+    return bind(base, agent=agent, crew=crew, text=text, inputs=inputs)
 
-    Memory stores live under ``memory_dir`` (default ``.kiln/memory``); episodic memory
-    searches the runs recorded in ``runs_db`` (none: episodic memory finds nothing)."""
+
+def build(
+    paths: Sequence[str | Path], settings: Settings, *, compilation: Compilation | None = None
+) -> Prepared:
+    """Compile and set up what every run of the program shares: the runner, sandboxes,
+    HTTP client, memory stores. Not bound to a target yet (see :func:`bind`).
+
+    Memory stores live under ``settings.memory_dir`` (default ``.kiln/memory``); episodic
+    memory searches the runs recorded in ``settings.runs_db``."""
     compilation = compilation or compile_paths(paths)
     if not compilation.ok or compilation.program is None:
         raise CompileFailed(compilation)
     program = compilation.program
+    model = settings.model
     if model is not None:
         ref = parse_model(model)
         if not hasattr(ref, "kind"):
             raise RunSetupError(f"--model {model}: {getattr(ref, 'message', 'not a model')}")
-    target = choose_target(program, agent, crew)
     registry = Registry(program)
     if registry.problems:
         raise RunSetupError("\n".join(map(str, registry.problems)))
     sandboxes = http = None
+    executors = settings.executors
     if executors is None:
         from runtime.tools.http import HttpToolExecutor
 
         sandboxes = SandboxExecutor(
-            Pool(pool), backend=sandbox, unsafe=unsafe, folders=registry.folders
+            Pool(settings.pool),
+            backend=settings.sandbox,
+            unsafe=settings.unsafe,
+            folders=registry.folders,
         )
-        http = HttpToolExecutor(folders=registry.folders, allow_hosts=allow_hosts)
+        http = HttpToolExecutor(folders=registry.folders, allow_hosts=settings.allow_hosts)
         executors = {
             **default_executors(),
             "python": sandboxes,
@@ -284,20 +315,60 @@ def prepare(
         }
     memory = None
     if program.policies:
-        memory = MemoryService(program, root=memory_dir or default_root(), runs_db=runs_db)
+        memory = MemoryService(
+            program, root=settings.memory_dir or default_root(), runs_db=settings.runs_db
+        )
     runner = Runner(
         program,
         compilation.graphs,
         memory=memory,
-        gateway=gateway or Gateway(),
+        gateway=settings.gateway or Gateway(),
         executors=executors,
         model=model,
         models=resolve_models(program, model),
-        approver=approver,
+        approver=settings.approver,
         registry=registry,
-        finder=ToolFinder(registry, embedder=embedder, cache_dir=index_dir),
-        cache=tool_cache,
+        finder=ToolFinder(registry, embedder=settings.embedder, cache_dir=settings.index_dir),
+        cache=settings.tool_cache,
     )
+    mcp = isinstance(executors.get("mcp"), McpToolExecutor)
+    request = {
+        "paths": [str(Path(p).absolute()) for p in paths],
+        "model": model,
+        "sandbox": settings.sandbox,
+        "unsafe": settings.unsafe,
+        "allow_hosts": list(settings.allow_hosts),
+        "embedder": settings.embedder,
+        "memory_dir": str(settings.memory_dir.absolute()) if settings.memory_dir else None,
+    }
+    return Prepared(
+        compilation,
+        runner,
+        "",
+        {},
+        None,
+        sandboxes,
+        mcp,
+        http,
+        settings.workspace,
+        memory=memory,
+        request=request,
+    )
+
+
+def bind(
+    base: Prepared,
+    *,
+    agent: str | None = None,
+    crew: str | None = None,
+    text: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+) -> Prepared:
+    """A run of ``base``'s program: its target, checked inputs and scripts. Shares the
+    runner, sandboxes and stores with every other binding of ``base``."""
+    runner = base.runner
+    program = runner.program
+    target = choose_target(program, agent, crew)
     problems = check_scripts(program, runner, target)
     if problems:
         raise RunSetupError("\n".join(problems))
@@ -305,34 +376,15 @@ def prepare(
         bound = runner.check_inputs(target, inputs or {}, text)
     except InputError as exc:
         raise RunSetupError(str(exc)) from None
-    mcp = isinstance(executors.get("mcp"), McpToolExecutor)
     request = {
-        "paths": [str(Path(p).absolute()) for p in paths],
+        **base.request,
         "agent": agent,
         "crew": crew,
         "text": text,
         "inputs": dict(inputs or {}),
-        "model": model,
-        "sandbox": sandbox,
-        "unsafe": unsafe,
-        "allow_hosts": list(allow_hosts),
-        "embedder": embedder,
-        "memory_dir": str(memory_dir.absolute()) if memory_dir is not None else None,
-        "target_hash": target_hash(compilation.plan or {}, target),
+        "target_hash": target_hash(base.compilation.plan or {}, target),
     }
-    return Prepared(
-        compilation,
-        runner,
-        target,
-        bound,
-        text,
-        sandboxes,
-        mcp,
-        http,
-        workspace,
-        memory=memory,
-        request=request,
-    )
+    return replace(base, target=target, inputs=bound, text=text, request=request)
 
 
 def durability_of(prepared: Prepared, chosen: str | None) -> Durability | None:
