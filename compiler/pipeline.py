@@ -52,11 +52,17 @@ class Compilation:
 
 
 def compile_paths(
-    paths: Sequence[str | Path], *, limits: Limits = DEFAULT_LIMITS, stdlib: bool = True
+    paths: Sequence[str | Path],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    stdlib: bool = True,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> Compilation:
-    """Compile the spec files and folders at ``paths``. Never raises for bad input."""
+    """Compile the spec files and folders at ``paths``, and the ``extra`` spec texts (name,
+    text: specs a program makes, such as its in-process tools'). Never raises for bad
+    input."""
     with gc_paused():
-        return _compile(paths, limits, stdlib)
+        return _compile(paths, limits, stdlib, extra)
 
 
 @contextlib.contextmanager
@@ -72,9 +78,11 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compile(paths: Sequence[str | Path], limits: Limits, stdlib: bool) -> Compilation:
+def _compile(
+    paths: Sequence[str | Path], limits: Limits, stdlib: bool, extra: Sequence[tuple[str, str]]
+) -> Compilation:
     diags: list[Diagnostic] = []
-    sources, found = load(paths, limits, stdlib=stdlib)
+    sources, found = load(paths, limits, stdlib=stdlib, extra=extra)
     diags += found
     specs, found = validate(sources)
     diags += found

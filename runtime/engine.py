@@ -29,8 +29,10 @@ from compiler.pipeline import Compilation
 from runtime.events import Event, Sink
 from runtime.executor import RunResult
 from runtime.journal import Ambiguous, Durability
+from runtime.llm.types import ModelBackend
 from runtime.memory.records import DEFAULT_TENANT
 from runtime.memory.service import Who
+from runtime.pytools import PythonTool, tool
 from runtime.run import (
     CompileFailed,
     Prepared,
@@ -44,7 +46,7 @@ from runtime.run import (
 )
 from runtime.trace import RunRow, TraceError, TraceStore
 
-__all__ = ["CompileFailed", "Engine", "RunSetupError", "Settings"]
+__all__ = ["CompileFailed", "Engine", "PythonTool", "RunSetupError", "Settings", "tool"]
 
 DEFAULT_DB = Path(".kiln", "runs.db")
 
@@ -61,13 +63,23 @@ class Engine:
         runs_db: Path | str | None = DEFAULT_DB,
         durability: Durability | None = "sync",
         compilation: Compilation | None = None,
+        tools: Sequence[PythonTool] = (),
+        backends: Mapping[str, ModelBackend] | None = None,
     ) -> None:
         """Compile ``paths`` (raises :class:`CompileFailed`, whose ``compilation`` holds
         every diagnostic) and set up what the runs share. ``runs_db`` is the trace store
         (``None``: runs are neither recorded nor durable); ``durability`` the default of
-        :meth:`run`."""
-        self.store = TraceStore(runs_db) if runs_db is not None else None
+        :meth:`run`. ``tools``: Python functions made tools with :func:`tool`, compiled
+        with the specs; ``backends``: model backend objects by the model name they answer
+        for (both add to ``settings``)."""
         settings = settings or Settings()
+        if tools or backends:
+            settings = replace(
+                settings,
+                tools=(*settings.tools, *tools),
+                backends={**settings.backends, **(backends or {})},
+            )
+        self.store = TraceStore(runs_db) if runs_db is not None else None
         if self.store is not None and settings.runs_db is None:
             settings = replace(settings, runs_db=self.store.path)
         self.settings = settings

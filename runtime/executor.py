@@ -437,9 +437,13 @@ class Runner:
             state.budget.usage = state.budget.usage + response.usage
             return response
 
-        try:
-            await steps.remember(
-                self.memory,
+        memory_service = self.memory
+        observations = state.seen.take(agent, task) if state.seen is not None else ()
+        step = f"{PARENT_STEP.get()}/{task or '-'}:{agent}#w"
+
+        async def write(again: bool = False) -> dict[str, Any]:
+            return await steps.remember(
+                memory_service,
                 state.bus,
                 policy=policy,
                 crew=str(crew) if crew else None,
@@ -449,10 +453,20 @@ class Runner:
                 answer=answer,
                 who=state.who,
                 run_id=state.run_id,
-                observations=state.seen.take(agent, task) if state.seen is not None else (),
+                observations=observations,
                 models=self.models_for_agent(agent),
                 ask=ask,
+                write_id=step if state.journal is not None else None,
+                again=again,
             )
+
+        try:
+            if state.journal is None:
+                await write()
+            else:
+                await state.journal.memory(
+                    step, write, lambda data: state.bus.emit("memory.write", **data)
+                )
         except MemoryStoreError as exc:
             raise self._memory_failed("write", policy, agent, task, exc, state) from None
 

@@ -1,11 +1,11 @@
 """Durable runs: every step result a run depends on is journaled, so a run can be resumed
 after its process died, replaying what was recorded instead of doing it again.
 
-A step is a model response or a tool outcome. Its identity never depends on timing: the
-agent run's place in the run (crew task and agent; inside a delegated or handed-out call,
-that call's step first) and a count within that agent run (``#m3``: its third model call,
-``#t2``: its second tool call). Parallel crew branches therefore replay the same way
-whatever order they finished in.
+A step is a model response, a tool outcome or a memory write. Its identity never depends
+on timing: the agent run's place in the run (crew task and agent; inside a delegated or
+handed-out call, that call's step first) and a count within that agent run (``#m3``: its
+third model call, ``#t2``: its second tool call, ``#w``: its memory write). Parallel crew
+branches therefore replay the same way whatever order they finished in.
 
 Resuming replays the journal: a recorded model response is returned without calling the
 model, a recorded tool outcome without calling the tool, and the agent loops (plain code)
@@ -204,6 +204,29 @@ class RunJournal:
         self._done(step, outcome)
         await self._settle()
         return outcome
+
+    async def memory(
+        self,
+        step: str,
+        write: Callable[[bool], Awaitable[dict[str, Any]]],
+        on_replay: Callable[[dict[str, Any]], object],
+    ) -> None:
+        """The memory write of step ``step``: recorded (``on_replay`` gets what it wrote, to
+        say so again), or made now and recorded. It is marked ``started`` first; a write
+        found started on resume is made again with ``write(True)``, and the stores make it
+        once: its records carry ids derived from the step, which replace themselves, and a
+        window's turns are not appended twice."""
+        entry = self.replay.get(step)
+        if entry is not None and entry.state == "done":
+            self.replayed += 1
+            on_replay(dict(entry.data))
+            return
+        self.store.record(self.run_id, step, "memory", "started", {})
+        if self.durability == "sync":
+            await self.store.commit()
+        written = await write(entry is not None)
+        self.store.record(self.run_id, step, "memory", "done", written)
+        await self._settle()
 
     def _done(self, step: str, outcome: ToolOutcome) -> None:
         self.store.record(self.run_id, step, "tool", "done", _outcome_json(outcome))

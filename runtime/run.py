@@ -23,10 +23,11 @@ from runtime.inputs import InputError
 from runtime.journal import Ambiguous, Durability, RunJournal
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import ScriptedModel
-from runtime.llm.types import ModelError, Usage
+from runtime.llm.types import ModelBackend, ModelError, Usage
 from runtime.memory.records import MemoryStoreError
 from runtime.memory.registry import default_root
 from runtime.memory.service import MemoryService, Who
+from runtime.pytools import InprocessToolExecutor, PythonTool
 from runtime.sandboxed import SandboxExecutor
 from runtime.tools import Approver, ToolExecutor, default_executors, delegate_tool, task_tool
 from runtime.tools.finder import FIND_TOOLS, ToolFinder
@@ -250,6 +251,11 @@ class Settings:
     memory_dir: Path | None = None
     #: the trace store episodic memory searches (``None``: it finds nothing)
     runs_db: Path | None = None
+    #: Python functions offered as tools, compiled with the specs (see runtime/pytools.py)
+    tools: Sequence[PythonTool] = ()
+    #: model backend objects by the model name they answer for (an agent's ``model:``, or
+    #: ``model`` above); other names get kiln's backends
+    backends: Mapping[str, ModelBackend] = field(default_factory=dict)
 
 
 def prepare(
@@ -281,12 +287,17 @@ def build(
 
     Memory stores live under ``settings.memory_dir`` (default ``.kiln/memory``); episodic
     memory searches the runs recorded in ``settings.runs_db``."""
-    compilation = compilation or compile_paths(paths)
+    python_tools = {t.name: t for t in settings.tools}
+    if len(python_tools) != len(settings.tools):
+        raise RunSetupError("two Python tools have the same name: give one name=...")
+    compilation = compilation or compile_paths(
+        paths, extra=[(t.source_name(), t.spec()) for t in python_tools.values()]
+    )
     if not compilation.ok or compilation.program is None:
         raise CompileFailed(compilation)
     program = compilation.program
     model = settings.model
-    if model is not None:
+    if model is not None and model not in settings.backends:
         ref = parse_model(model)
         if not hasattr(ref, "kind"):
             raise RunSetupError(f"--model {model}: {getattr(ref, 'message', 'not a model')}")
@@ -313,6 +324,8 @@ def build(
             "openapi": http,
             "mcp": McpToolExecutor(folders=registry.folders),
         }
+    if python_tools:
+        executors = {**executors, "inprocess": InprocessToolExecutor(python_tools)}
     memory = None
     if program.policies:
         memory = MemoryService(
@@ -322,7 +335,7 @@ def build(
         program,
         compilation.graphs,
         memory=memory,
-        gateway=settings.gateway or Gateway(),
+        gateway=_gateway(settings),
         executors=executors,
         model=model,
         models=resolve_models(program, model),
@@ -354,6 +367,13 @@ def build(
         memory=memory,
         request=request,
     )
+
+
+def _gateway(settings: Settings) -> Gateway:
+    gateway = settings.gateway or Gateway()
+    for name, backend in settings.backends.items():
+        gateway.register(name, backend)
+    return gateway
 
 
 def bind(
@@ -435,8 +455,15 @@ def _tools_of(prepared: Prepared) -> list[Tool]:
 
 
 class CompileFailed(Exception):
+    """The specs do not compile: ``compilation.diagnostics`` holds every diagnostic; the
+    message names the first few errors (``path:line:col: error[K…]: message``)."""
+
     def __init__(self, compilation: Compilation) -> None:
-        super().__init__(f"{len(compilation.errors)} compile errors")
+        errors = compilation.errors
+        shown = [f"{d.span}: error[{d.code}]: {d.message}" for d in errors[:5]]
+        more = [f"... and {len(errors) - 5} more"] if len(errors) > 5 else []
+        count = f"{len(errors)} compile error{'s' * (len(errors) != 1)}"
+        super().__init__("\n".join([count, *shown, *more]))
         self.compilation = compilation
 
 

@@ -83,7 +83,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "TaskSpec.description": "a short summary, shown to a hierarchical crew's manager",
     # tools
     "ToolSpec.version": "the tool's own version, recorded in traces",
-    "ToolSpec.executor": "how a call runs: builtin, python, shell, http, openapi or mcp",
+    "ToolSpec.executor": "how a call runs: builtin, inprocess, python, shell, http, openapi or mcp",
     "ToolSpec.input_schema": "JSON Schema of the arguments; the model's call is checked against it",
     "ToolSpec.output_schema": "JSON Schema of the result; a result that does not match is an error",
     "ToolSpec.sandbox": "limits of the sandbox python and shell tools run in",
@@ -91,6 +91,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     "ToolSpec.requires_approval": "a person approves each call before it runs",
     "ToolSpec.side_effects": "what a call changes outside: none, idempotent or external",
     "BuiltinExecutor.type": "builtin: a function of kiln's standard library, in-process",
+    "InprocessExecutor.type": "inprocess: a function the embedding program registered",
     "PythonExecutor.type": "python: code run in a sandbox",
     "PythonExecutor.code": "Python source defining run(**arguments)",
     "PythonExecutor.entrypoint": "module:function to run, found on the spec's paths",

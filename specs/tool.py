@@ -19,6 +19,23 @@ class BuiltinExecutor(Model):
     function: str = Field(pattern=_ENTRYPOINT, description="module:function")
 
 
+class InprocessExecutor(Model):
+    """A Python function of the program that embeds kiln, registered with its engine
+    (``Engine(tools=[...])``): called in that program's process, not sandboxed."""
+
+    type: Literal["inprocess"]
+    function: str = Field(
+        pattern=r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="the name it was registered under",
+    )
+    source_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="a hash of the function's code, so that the plan changes when it does",
+    )
+
+
 class PythonExecutor(Model):
     """Python run in a sandbox: inline ``code`` defining ``run(**input)``, or an entrypoint."""
 
@@ -138,7 +155,13 @@ class McpExecutor(Model):
 
 
 Executor = Annotated[
-    BuiltinExecutor | PythonExecutor | ShellExecutor | HttpExecutor | OpenApiExecutor | McpExecutor,
+    BuiltinExecutor
+    | InprocessExecutor
+    | PythonExecutor
+    | ShellExecutor
+    | HttpExecutor
+    | OpenApiExecutor
+    | McpExecutor,
     Field(discriminator="type"),
 ]
 

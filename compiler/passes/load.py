@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, error
-from specs.source import DEFAULT_LIMITS, Document, Limits, load_paths
+from specs.source import DEFAULT_LIMITS, Document, Limits, load_paths, load_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +38,26 @@ def _stdlib_documents() -> tuple[tuple[Document, ...], tuple[tuple[str, str], ..
 
 
 def load(
-    paths: Sequence[str | Path], limits: Limits = DEFAULT_LIMITS, *, stdlib: bool = True
+    paths: Sequence[str | Path],
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    stdlib: bool = True,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> tuple[Sources, tuple[Diagnostic, ...]]:
+    """Load ``paths`` and the ``extra`` (name, text) specs; with ``stdlib``, the standard
+    library's too."""
     result = load_paths(paths, limits)
     files = {f.path: f.text for f in result.files}
+    documents = list(result.documents)
+    issues = list(result.issues)
+    for name, text in extra:
+        files[name] = text
+        docs, found = load_text(text, name, limits)
+        documents.extend(docs)
+        issues.extend(found)
     std_docs: tuple[Document, ...] = ()
     if stdlib:
         std_docs, std_files = _stdlib_documents()
         files.update(std_files)
-    diags = tuple(error(i.code, i.message, i.span, i.hint) for i in result.issues)
-    return Sources(files, result.documents, std_docs), diags
+    diags = tuple(error(i.code, i.message, i.span, i.hint) for i in issues)
+    return Sources(files, tuple(documents), std_docs), diags

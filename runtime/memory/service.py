@@ -12,6 +12,7 @@ memory scored under ``min_score``, or the memories that exist belong to other sc
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -325,9 +326,16 @@ class MemoryService:
         observations: Sequence[Observation] = (),
         models: tuple[str, ...] = (),
         ask: Ask | None = None,
+        write_id: str | None = None,
+        again: bool = False,
     ) -> dict[str, Any]:
         """Write what ``policy`` says to remember of one finished agent run; returns the
-        ``memory.write`` event's data."""
+        ``memory.write`` event's data.
+
+        A durable run names the write (``write_id``, its journal step): the records it adds
+        get ids derived from it, so writing again replaces them instead of adding copies.
+        ``again`` says this write may have been made before (its process died during it):
+        the window's turns are then not appended a second time."""
         spec = self.program.policy(policy).spec
         ns = self.namespace(policy, agent, who, run_id=run_id, crew=crew)
         now = self.clock()
@@ -340,7 +348,7 @@ class MemoryService:
             if spec.short_term.summarize and ask is not None and models:
                 summarize = summariser(ask, models, agent, task, run_id)
             notes["short_term"] = await self._append_turns(
-                policy, spec, _window(ns, who), agent, prompt, answer_text, summarize
+                policy, spec, _window(ns, who), agent, prompt, answer_text, summarize, again
             )
             written.append({"store": "short_term", "kind": "turns", "text": prompt[:200]})
         extraction = await self._extractions(spec, prompt, answer_text, agent, task, run_id,
@@ -350,6 +358,11 @@ class MemoryService:
                 spec, ns, agent, run_id, prompt, answer_text, observations, extraction, now,
                 expires,
             )
+            if write_id is not None:
+                memories = [
+                    replace(m, id=_derived_id(run_id, ns.key, write_id, i))
+                    for i, m in enumerate(memories)
+                ]
             if memories:
                 await self.stores.vector(policy).add(ns.key, memories)
             written.extend(
@@ -446,6 +459,7 @@ class MemoryService:
         prompt: str,
         answer: str,
         summarize: Callable[[Sequence[Turn]], Awaitable[str]] | None,
+        again: bool = False,
     ) -> str:
         from runtime.memory.window import fit
 
@@ -454,14 +468,12 @@ class MemoryService:
         store = self.stores.short_term(policy)
         ttl = short.ttl_s or spec.ttl_s
         now = self.clock()
-        await store.append(
-            window,
-            [
-                Turn(role="user", content=prompt, agent=agent, ts=now),
-                Turn(role="assistant", content=answer, agent=agent, ts=now),
-            ],
-            ttl_s=ttl,
-        )
+        turns = [
+            Turn(role="user", content=prompt, agent=agent, ts=now),
+            Turn(role="assistant", content=answer, agent=agent, ts=now),
+        ]
+        if not again or not _ends_with(await store.window(window), turns):
+            await store.append(window, turns, ttl_s=ttl)
         result = await fit(
             store,
             window,
@@ -574,3 +586,20 @@ def _text(value: Any) -> str:
 
 def _stamped(relation: Any, agent: str, run_id: str, now: float) -> Any:
     return replace(relation, agent=agent, run_id=run_id, ts=now)
+
+
+def _derived_id(run_id: str, namespace: str, write_id: str, index: int) -> str:
+    """The id of a durable write's ``index``-th record: the same every time it is made."""
+    key = "\x00".join((run_id, namespace, write_id, str(index)))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _ends_with(window: Sequence[Turn], turns: Sequence[Turn]) -> bool:
+    """Whether ``window`` already ends with ``turns`` (timestamps aside)."""
+    if len(window) < len(turns):
+        return False
+    tail = window[len(window) - len(turns) :]
+    return all(
+        (a.role, a.content, a.agent) == (b.role, b.content, b.agent)
+        for a, b in zip(tail, turns, strict=True)
+    )

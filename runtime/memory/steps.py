@@ -103,8 +103,11 @@ async def remember(
     observations: Sequence[Observation],
     models: tuple[str, ...],
     ask: Ask,
-) -> None:
-    """Remember one finished agent run and say what was written (``memory.write``)."""
+    write_id: str | None = None,
+    again: bool = False,
+) -> dict[str, Any]:
+    """Remember one finished agent run and say what was written (``memory.write``); returns
+    the event's data. ``write_id`` and ``again``: see :meth:`MemoryService.remember`."""
     started = time.perf_counter()
     written = await memory.remember(
         policy=policy,
@@ -118,14 +121,17 @@ async def remember(
         observations=observations,
         models=models,
         ask=ask,
+        write_id=write_id,
+        again=again,
     )
-    bus.emit(
-        "memory.write",
-        agent=agent,
-        task=task,
-        duration_ms=(time.perf_counter() - started) * 1000,
+    data = {
+        "agent": agent,
+        "task": task,
+        "duration_ms": (time.perf_counter() - started) * 1000,
         **written,
-    )
+    }
+    bus.emit("memory.write", **data)
+    return data
 
 
 def failed(

@@ -207,6 +207,10 @@ def default_executors() -> dict[str, ToolExecutor]:
     )
     return {
         "builtin": BuiltinExecutor(),
+        "inprocess": NotAvailableExecutor(
+            "tools of executor type 'inprocess' are functions of a program that embeds kiln "
+            "and hands them to its engine (Engine(tools=[...])); none was handed to this one"
+        ),
         "python": missing,
         "shell": missing,
         "http": missing,

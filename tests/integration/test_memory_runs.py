@@ -563,3 +563,66 @@ def _kiln(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comple
         env=env,
     )
 
+
+
+def test_a_memory_write_cut_off_by_a_crash_is_made_once_when_the_run_resumes(
+    tmp_path: Path,
+) -> None:
+    """A durable run journals its memory write as a step: resumed after the write was
+    started but not recorded, the write is made again and the stores hold it once (the
+    window's turns once, the vector records under the same ids); resumed after it was
+    recorded, nothing is written and the same ``memory.write`` event is told again."""
+    import sqlite3
+
+    from runtime.run import Resume
+
+    folder, script = _policy(tmp_path, """
+        short_term: {backend: sqlite, max_messages: 20}
+        vector: {backend: chroma, embedder: hashing/384}
+        remember: [final_answers]
+    """)  # fmt: skip
+    chat = Chat(folder, script, tmp_path)
+    who = Who(tenant="alice", session="s")
+
+    def run(resume: Resume | None) -> Ran:
+        events: list[Event] = []
+        with TraceStore(chat.db) as store:
+            result = anyio.run(
+                lambda: execute(
+                    replace(chat.prepared, text="the gate code is 1234"),
+                    sinks=[events.append],
+                    store=store,
+                    who=who,
+                    run_id="the-run",
+                    resume=resume,
+                )
+            )
+        return Ran(result, events)
+
+    def crashed(state: str) -> None:
+        with sqlite3.connect(chat.db) as conn:
+            (step,) = conn.execute(
+                "SELECT step FROM journal WHERE run_id = 'the-run' AND kind = 'memory'"
+            ).fetchone()
+            assert step == "/-:scribe#w"
+            if state == "started":
+                conn.execute("UPDATE journal SET state = 'started', data = '{}' WHERE step = ?",
+                             (step,))  # fmt: skip
+            conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = 'the-run'")
+
+    first = run(None)
+    written = first.one("memory.write")
+    ids = sorted(i["id"] for i in written["items"] if i["store"] == "vector")
+    assert len(ids) == 1
+    crashed("started")  # the process died inside the write
+    again = run(Resume())
+    assert again.result.ok
+    assert sorted(i["id"] for i in again.one("memory.write")["items"] if "id" in i) == ids
+    crashed("done")  # the process died after the write was recorded
+    replayed = run(Resume())
+    assert replayed.one("memory.write")["items"] == again.one("memory.write")["items"]
+    # what the stores hold: the exchange once, in the window and in the vector store
+    later = chat.say("what is the gate code?", user="alice", session="s")
+    assert later.read()["turns"] == 2
+    recalled = later.recalled()
+    assert recalled.count("Asked: the gate code is 1234\nAnswered: noted") == 1, recalled
