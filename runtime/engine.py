@@ -31,7 +31,7 @@ from runtime.executor import RunResult
 from runtime.journal import Ambiguous, Durability
 from runtime.llm.types import ModelBackend
 from runtime.memory.records import DEFAULT_TENANT
-from runtime.memory.service import Who
+from runtime.memory.service import MemoryService, Who
 from runtime.pytools import PythonTool, tool
 from runtime.run import (
     CompileFailed,
@@ -100,6 +100,11 @@ class Engine:
         return self._base.compilation
 
     @property
+    def memory(self) -> MemoryService | None:
+        """The memory policies' stores (``None`` when no agent has a policy)."""
+        return self._base.memory
+
+    @property
     def targets(self) -> list[str]:
         """Everything it can run: ``Agent/<name>`` and ``Crew/<name>``."""
         program = self._base.runner.program
@@ -132,6 +137,7 @@ class Engine:
         run_id: str | None = None,
         durability: Durability | None | str = "default",
         defer_approvals: bool | None = None,
+        tenant: str | None = None,
     ) -> RunResult:
         """Run ``target`` to its end and return the result; never raises for what a model,
         a tool or a limit does (that is the result's ``status``). ``input`` is the request
@@ -152,6 +158,7 @@ class Engine:
             who=Who(tenant=user or DEFAULT_TENANT, session=session),
             durability=journaled,  # type: ignore[arg-type]
             defer_approvals=bool(defer_approvals and journaled is not None),
+            tenant=tenant,
         )
 
     async def stream(

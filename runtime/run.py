@@ -477,6 +477,7 @@ async def execute(
     durability: Durability | None = "sync",
     resume: Resume | None = None,
     defer_approvals: bool = False,
+    tenant: str | None = None,
 ) -> RunResult:
     """Run a prepared target. With a trace ``store``, the run is recorded as it starts (so a
     crash leaves it visible as ``running``) and completed at the end, whatever happens.
@@ -488,7 +489,8 @@ async def execute(
     With a store and a ``durability`` (``None``: not durable), every step is journaled
     (runtime/journal.py). ``resume`` carries on the run ``run_id`` from its journal. With
     ``defer_approvals`` (a durable run only), a call that needs approval stops the run as
-    ``waiting_approval`` until the approval is decided in the trace store."""
+    ``waiting_approval`` until the approval is decided in the trace store. ``tenant`` (the
+    server's) is recorded as the run's owner: other tenants do not see it."""
     if resume is not None and run_id is None:
         raise ValueError("resuming needs the run's id")
     run_id = run_id or uuid.uuid4().hex
@@ -517,6 +519,7 @@ async def execute(
                     "durability": durability,
                     "user": who.tenant,
                     "session": who.session,
+                    **({"tenant": tenant} if tenant is not None else {}),
                 }
                 _start(prepared, store, run_id, request)
                 replay = {}

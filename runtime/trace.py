@@ -10,7 +10,7 @@ Within a process, one :class:`TraceStore` is one connection, to be used from one
 (the event loop's): sinks are called synchronously from the agent loop, and every write is
 a short transaction that opens and commits within one call, so thousands of concurrent runs
 on one event loop share the store safely. Using it from another thread raises
-:class:`TraceError`.
+:class:`TraceError`, unless :meth:`TraceStore.release` handed it over.
 
 Errors from SQLite never escape as they are: every ``sqlite3.Error`` becomes a
 :class:`TraceError` whose message names the file and says what is wrong.
@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -192,7 +193,11 @@ class TraceStore:
             raise TraceError(f"{self.path}: cannot create its folder ({_reason(exc)})") from exc
         try:
             # Autocommit mode: every write below opens its own BEGIN IMMEDIATE transaction.
-            self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            # One thread uses it (see _connection), not always the one that opened it.
+            self._owner: int | None = threading.get_ident()
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
             self._prepare(self._conn)
         except sqlite3.Error as exc:
             self._close_connection()
@@ -419,26 +424,43 @@ class TraceStore:
         return _approval_row(rows[0])
 
     def list_approvals(
-        self, *, pending_only: bool = True, run_id: str | None = None
+        self, *, pending_only: bool = True, run_id: str | None = None, tenant: str | None = None
     ) -> list[ApprovalRow]:
+        """Approvals, oldest first: pending ones only, or all; of one run, or of the runs of
+        one tenant (the server's)."""
         rows = self._query(
             f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE (?1 = 0 OR status = 'pending')"
-            " AND (?2 IS NULL OR run_id = ?2) ORDER BY created",
-            (1 if pending_only else 0, run_id),
+            " AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR run_id IN"
+            " (SELECT id FROM runs WHERE json_extract(request, '$.tenant') = ?3))"
+            " ORDER BY created",
+            (1 if pending_only else 0, run_id, tenant),
         )
         return [_approval_row(row) for row in rows]
 
     # -- reading ------------------------------------------------------------------------
 
     def list_runs(
-        self, *, limit: int | None = 20, status: str | None = None, target: str | None = None
+        self,
+        *,
+        limit: int | None = 20,
+        status: str | None = None,
+        target: str | None = None,
+        tenant: str | None = None,
+        user: str | None = None,
+        since: float | None = None,
     ) -> list[RunRow]:
-        """The newest runs first, optionally only those with this status or target."""
+        """The newest runs first, optionally only those with this status, target, tenant
+        (the server's), user, or started at ``since`` or later."""
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1)"
-            " AND (?2 IS NULL OR target = ?2) ORDER BY started DESC, id DESC LIMIT ?3"
+            " AND (?2 IS NULL OR target = ?2)"
+            " AND (?4 IS NULL OR json_extract(request, '$.tenant') = ?4)"
+            " AND (?5 IS NULL OR json_extract(request, '$.user') = ?5)"
+            " AND (?6 IS NULL OR started >= ?6)"
+            " ORDER BY started DESC, id DESC LIMIT ?3"
         )
-        rows = self._query(sql, (status, target, -1 if limit is None else max(limit, 0)))
+        limit_ = -1 if limit is None else max(limit, 0)
+        rows = self._query(sql, (status, target, limit_, tenant, user, since))
         return [_run_row(row) for row in rows]
 
     def get_run(self, id_or_prefix: str) -> RunRow:
@@ -599,7 +621,20 @@ class TraceStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise TraceError(f"{self.path}: the trace store is closed")
+        here = threading.get_ident()
+        if self._owner != here:
+            if self._owner is not None:
+                raise TraceError(
+                    f"{self.path}: a TraceStore is used from the thread that opened it only "
+                    "(or, after release(), the next thread that uses it)"
+                )
+            self._owner = here
         return self._conn
+
+    def release(self) -> None:
+        """Hand the store to the next thread that uses it (a server opens its stores in
+        one thread and serves from its event loop's)."""
+        self._owner = None
 
     def _close_connection(self) -> None:
         conn, self._conn = self._conn, None

@@ -28,6 +28,14 @@ from runtime.cli.memory import add_memory_parser, memory_command
 from runtime.cli.run import add_run_parser, run_command
 from runtime.cli.runs import add_runs_parser, runs_command
 from runtime.cli.sandbox import add_sandbox_parser, sandbox_command
+from runtime.cli.serve import (
+    add_deploy_parser,
+    add_keys_parser,
+    add_serve_parser,
+    deploy_command,
+    keys_command,
+    serve_command,
+)
 from runtime.cli.tools import add_tools_parser, tools_command
 from specs.source.atomic import write_atomic
 
@@ -109,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_parser(commands, _Parser)
     add_import_parser(commands, _Parser)
     add_approvals_parser(commands, _Parser)
+    add_serve_parser(commands, _Parser)
+    add_keys_parser(commands, _Parser)
+    add_deploy_parser(commands, _Parser)
     return parser
 
 
@@ -134,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "completion": _completion,
             "import": import_command,
             "approvals": approvals_command,
+            "serve": serve_command,
+            "keys": keys_command,
+            "deploy": deploy_command,
         }
         return handler[args.command](args)
     except KeyboardInterrupt:

@@ -183,14 +183,7 @@ async def _query(program: Program, args: argparse.Namespace) -> int:
     finally:
         await service.aclose()
     if args.json:
-        data = {
-            "policy": policy,
-            "namespace": recall.namespace,
-            "items": list(recall.items),
-            "turns": list(recall.history),
-            "stores": dict(recall.stores),
-            "reason": recall.reason,
-        }
+        data = recall.as_json(policy)
         print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
     out = sys.stdout

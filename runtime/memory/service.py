@@ -101,6 +101,17 @@ class Recall:
         reasons = [f"{name}: {info['reason']}" for name, info in self.stores.items()]
         return "; ".join(reasons) or "the policy names no store"
 
+    def as_json(self, policy: str) -> dict[str, Any]:
+        """What ``kiln memory query --json`` and the server's memory query answer."""
+        return {
+            "policy": policy,
+            "namespace": self.namespace,
+            "items": list(self.items),
+            "turns": list(self.history),
+            "stores": dict(self.stores),
+            "reason": self.reason,
+        }
+
 
 class MemoryService:
     """Recall and remember for the agents of one program, by their memory policies."""
