@@ -45,12 +45,14 @@ FORCE:
 
 # What the integration tests run against, besides the venv: a real redis-server (the tests
 # start their own on a free port) and npm for the MCP servers from npm (the tests install
-# those into .kiln/npm themselves). Installed from Debian when missing (we are root here).
-system: ## install redis-server, git and npm from Debian when missing
+# those into .kiln/npm themselves), and chromium for the web view's browser tests. Installed
+# from Debian when missing (we are root here).
+system: ## install redis-server, git, npm and chromium from Debian when missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v git >/dev/null || missing="$$missing git"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

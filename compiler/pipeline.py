@@ -57,11 +57,16 @@ def compile_paths(
     limits: Limits = DEFAULT_LIMITS,
     stdlib: bool = True,
     extra: Sequence[tuple[str, str]] = (),
+    confine: str | Path | None = None,
 ) -> Compilation:
     """Compile the spec files and folders at ``paths``, and the ``extra`` spec texts (name,
-    text: specs a program makes, such as its in-process tools'). Never raises for bad
+    text: specs a program makes, such as its in-process tools'). With ``confine``, the
+    files specs name (OpenAPI documents, scripted turns) must lie in that folder: for
+    specs nobody trusted yet (a pull request, a server's upload). Never raises for bad
     input."""
-    with gc_paused():
+    from specs.source.paths import confined
+
+    with gc_paused(), confined(Path(confine) if confine is not None else None):
         return _compile(paths, limits, stdlib, extra)
 
 

@@ -631,6 +631,20 @@ class TraceStore:
             self._owner = here
         return self._conn
 
+    def get_meta(self, key: str) -> Any:
+        """A value kept under ``key`` (JSON), or ``None``."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (f"x:{key}",))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON; ``None`` removes it) under ``key``, beside the runs."""
+        with self._transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (f"x:{key}",))
+            else:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             (f"x:{key}", _json(value)))  # fmt: skip
+
     def release(self) -> None:
         """Hand the store to the next thread that uses it (a server opens its stores in
         one thread and serves from its event loop's)."""

@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 from urllib.parse import unquote
 
 from specs.source import DataPath, Limits, Span, load_text
+from specs.source.paths import outside, path_problem, read_regular
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -176,6 +177,15 @@ def load_document(path: str | Path) -> OpenApiDocument:
 
     A document is parsed once per content: the compiler's checks and the registry all ask
     for it, and a large one takes a second to parse. Treat the result as read-only."""
+    problem = path_problem(str(path))
+    if problem is not None:
+        raise OpenApiError(f"not a usable path: {problem}", path=repr(str(path))[1:-1][:200])
+    root = outside(Path(path))
+    if root is not None:
+        raise OpenApiError(
+            f"outside the folder being compiled ({root}): only files in it may be read",
+            path=str(path),
+        )
     try:
         stat = Path(path).stat()
     except OSError:
@@ -193,7 +203,7 @@ def _load(where: str, mtime_ns: int, size_: int) -> OpenApiDocument:
                 f"the document is {size:,} bytes, more than the limit of {MAX_DOCUMENT_BYTES:,}",
                 path=where,
             )
-        raw = Path(path).read_bytes()
+        raw = read_regular(path, MAX_DOCUMENT_BYTES)
     except FileNotFoundError:
         raise OpenApiError("no such file", path=where) from None
     except OSError as exc:

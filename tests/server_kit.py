@@ -54,6 +54,7 @@ def serve(
     source: Any = None,
     poll_s: float | None = None,
     webhook_secret: bytes | None = None,
+    tracing: Any = None,
     **engine: Any,
 ) -> Iterator[Served]:
     """Serve ``paths`` (one engine, compiled now), or with ``source`` what it gives (a
@@ -68,7 +69,7 @@ def serve(
     keys = KeyStore(tmp / "keys.db") if auth else None
     server = Server(
         deployer=deployer, keys=keys, limits=limits or Limits(), poll_s=poll_s,
-        webhook_secret=webhook_secret,
+        webhook_secret=webhook_secret, tracing=tracing,
     )  # fmt: skip
     port = free_port()
     config = uvicorn.Config(

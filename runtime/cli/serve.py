@@ -87,6 +87,10 @@ def add_serve_parser(
     serve.add_argument(
         "--max-body", type=int, default=1 << 20, help="largest request body in bytes (1 MiB)"
     )
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="text, or one JSON object a line for log collectors",
+    )  # fmt: skip
     _with_keys_db(serve)
 
 
@@ -213,12 +217,23 @@ def serve_command(args: argparse.Namespace) -> int:
     limits = Limits(
         rate=args.rate, burst=args.burst, max_body=args.max_body, runs_per_tenant=args.max_runs
     )
+    from runtime.otel import tracing_from_env
+
     server = Server(
         deployer=deployer, keys=keys, limits=limits, poll_s=poll or None,
-        webhook_secret=secret.encode() if secret else None,
+        webhook_secret=secret.encode() if secret else None, tracing=tracing_from_env(),
     )  # fmt: skip
     app = create_app(server)
-    config: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info"}
+    from runtime.server.logs import configure
+
+    log_config = configure(args.log_format)
+    # on SIGTERM, open event streams get 10 s to end before the runs are drained
+    config: dict[str, Any] = {
+        "host": args.host, "port": args.port, "log_level": "info",
+        "timeout_graceful_shutdown": 10,
+    }  # fmt: skip
+    if log_config is not None:
+        config["log_config"] = log_config
     uvicorn.run(app, **config)
     return EXIT_OK
 

@@ -23,12 +23,19 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from runtime.engine import Engine
 from runtime.events import Event
 from runtime.memory.records import DEFAULT_TENANT
+from runtime.otel import Tracing
 from runtime.run import RunSetupError
 from runtime.server.deploy import Deployer, DeployError
 from runtime.server.keys import Key, KeyStore
@@ -89,6 +96,8 @@ class Server:
     #: the secret of ``POST /v1/deploy/hook`` (``None``: no webhook)
     webhook_secret: bytes | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    #: OpenTelemetry spans of the runs, over OTLP (``None``: none)
+    tracing: Tracing | None = None
     _group: anyio.abc.TaskGroup | None = None
 
     def __post_init__(self) -> None:
@@ -115,6 +124,12 @@ class Server:
         else:
             header = request.headers.get("authorization", "")
             kind, _, presented = header.partition(" ")
+            if not header and "kiln_key" in request.cookies:
+                # the web view's sign-in; a cross-site page cannot add the header, so a
+                # cookie alone never changes anything (no CSRF)
+                if request.method not in ("GET", "HEAD") and "x-kiln-ui" not in request.headers:
+                    raise Problem(403, "forbidden", "a signed-in browser sends X-Kiln-UI")
+                kind, presented = "bearer", request.cookies["kiln_key"]
             found = self.keys.verify(presented) if kind.lower() == "bearer" else None
             if found is None:
                 raise Problem(
@@ -176,9 +191,13 @@ class Server:
         outcome: dict[str, Any] = {}
         deployment.runs += 1
 
+        tracing = self.tracing
+
         def emit(event: Event) -> None:
             live.emit(event)
             self.metrics.event(event)
+            if tracing is not None:
+                tracing.sink(event)
 
         async def go() -> None:
             try:
@@ -307,6 +326,8 @@ def _who(key: Key, context: Mapping[str, Any]) -> str:
 # -- routes -------------------------------------------------------------------------------
 
 Handler = Callable[[Request, Server], Awaitable[Response]]
+#: the handlers of the API's routes, by name (their docstrings describe them)
+_HANDLERS: dict[str, Handler] = {}
 
 
 def create_app(server: Server) -> Starlette:
@@ -327,12 +348,14 @@ def create_app(server: Server) -> Starlette:
             )
             return response
 
+        _HANDLERS[handler.__name__] = handler
         return Route(path, endpoint, methods=methods, name=handler.__name__)
 
     routes = [
         route("/healthz", healthz, ["GET"]),
         route("/readyz", readyz, ["GET"]),
         route("/metrics", metrics, ["GET"]),
+        route("/openapi.json", openapi, ["GET"]),
         route("/v1/agents", list_agents, ["GET"]),
         route("/v1/agents/{name}", get_agent, ["GET"]),
         route("/v1/tools", list_tools, ["GET"]),
@@ -360,6 +383,10 @@ def create_app(server: Server) -> Starlette:
         route("/v1/chat/completions", chat_completions, ["POST"]),
     ]
 
+    from runtime.server.web import PAGES
+
+    routes += [_page(server, path, handler, methods) for path, handler, methods in PAGES]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if server.deployer.current is None:  # the first deployment, before any request
@@ -384,15 +411,24 @@ def create_app(server: Server) -> Starlette:
                         await server.deployer.watch(server.poll_s or 1.0)
 
                 group.start_soon(watch)
+            _resume_drained(server)
             try:
                 yield
             finally:
                 server.draining = True
                 watching.cancel()
-                # runs in flight end as cancelled (recorded, resumable): a server that
-                # stops does not wait on a model for minutes
+                # runs in flight end as cancelled (recorded, journaled) and the next server
+                # on this trace store carries them on: a server that stops does not wait
+                # on a model for minutes, and loses nothing
+                drained = [live.run_id for live in server.live.runs()]
                 server.live.cancel_all()
+                if drained and server.deployer.current is not None:
+                    store = server.engine.store
+                    if store is not None:
+                        store.set_meta("server.drained", drained)
         await server.deployer.aclose()
+        if server.tracing is not None:
+            await anyio.to_thread.run_sync(server.tracing.shutdown)  # flushes the last spans
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return _json({"error": {"code": "not_found", "message": exc.detail}}, exc.status_code)
@@ -409,8 +445,92 @@ def create_app(server: Server) -> Starlette:
     )
 
 
+def _resume_drained(server: Server) -> None:
+    """Carry on the runs the last server on this trace store stopped when it drained."""
+    if server.deployer.current is None or server.engine.store is None:
+        return
+    store = server.engine.store
+    drained = store.get_meta("server.drained") or []
+    store.set_meta("server.drained", None)
+    for run_id in drained:
+        try:
+            row = store.get_run(run_id)
+        except TraceError:
+            continue
+        if row.status != "cancelled":
+            continue
+        tenant = (row.request or {}).get("tenant") or LOCAL.tenant
+        owner = Key(id="drain", tenant=tenant, scopes=frozenset({"run"}), name=None, created=0)
+        log.info("resuming run %s, drained by the last server", run_id)
+        _resume(server, owner, row)
+
+
 async def healthz(request: Request, server: Server) -> Response:
     return _json({"status": "ok"})
+
+
+def _page(server: Server, path: str, handler: Handler, methods: list[str]) -> Route:
+    """A web view page: a missing key sends the browser to sign in, other problems are
+    shown as a page."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request, server)
+        except Problem as problem:
+            if problem.status == 401:
+                return RedirectResponse("/ui/login", status_code=303)
+            from html import escape
+
+            body = f"<h1>{problem.status}</h1><p>{escape(problem.message)}</p>"
+            return HTMLResponse(body, status_code=problem.status)
+
+    return Route(path, endpoint, methods=methods, name=f"page_{handler.__name__}")
+
+
+async def openapi(request: Request, server: Server) -> Response:
+    """This API as an OpenAPI 3.1 document, made from the application's routes."""
+    return _json(openapi_document(request.app.routes))
+
+
+def openapi_document(routes: Any) -> dict[str, Any]:
+    import re
+
+    from runtime.cli.app import version
+
+    paths: dict[str, Any] = {}
+    public = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/deploy/hook"}
+    for found in routes:
+        if not isinstance(found, Route) or found.path.startswith("/ui") or found.path == "/":
+            continue
+        handler = _HANDLERS.get(found.name)
+        doc = (handler.__doc__ or "").strip() if handler else ""
+        summary = doc.split("\n\n")[0].replace("\n", " ") or found.name.replace("_", " ")
+        for method in sorted((found.methods or set()) - {"HEAD"}):
+            operation: dict[str, Any] = {
+                "operationId": found.name if method != "DELETE" else f"{found.name}_delete",
+                "summary": summary,
+                "parameters": [
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for name in re.findall(r"{(\w+)}", found.path)
+                ],
+                "responses": {"200": {"description": "JSON (see docs/server.md)"},
+                              "default": {"description": "{error: {code, message}}"}},
+            }  # fmt: skip
+            if method == "POST":
+                operation["requestBody"] = {
+                    "content": {"application/json": {"schema": {"type": "object"}}}
+                }
+            if found.path in public:
+                operation["security"] = []
+            paths.setdefault(found.path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "kiln", "version": version(),
+                 "description": "Agents and crews compiled from YAML specs, served."},
+        "paths": paths,
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }  # fmt: skip
 
 
 async def metrics(request: Request, server: Server) -> Response:
@@ -729,7 +849,9 @@ async def validate(request: Request, server: Server) -> Response:
             target = root / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        compilation = await anyio.to_thread.run_sync(lambda: compile_paths([root]))
+        compilation = await anyio.to_thread.run_sync(
+            lambda: compile_paths([root], confine=root)  # may read nothing outside it
+        )
         prefix = f"{root}/"
         diagnostics = []
         for d in compilation.diagnostics:
@@ -975,7 +1097,7 @@ async def _write_spec(request: Request, server: Server, kind: str) -> Response:
             shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".*"))
             (copy / relative).parent.mkdir(parents=True, exist_ok=True)
             (copy / relative).write_text(text, encoding="utf-8")
-            compilation = compile_paths([copy])
+            compilation = compile_paths([copy], confine=copy)
             prefix = f"{copy}/"
             return compilation.ok, [
                 {**d.as_json(), "path": str(d.span.path).removeprefix(prefix)}

@@ -254,7 +254,7 @@ class Deployer:
     async def _deploy(self, revision: Revision) -> Deployment:
         deployment = Deployment(len(self.history) + 1, revision, time.time(), "rejected")
         try:
-            engine = await anyio.to_thread.run_sync(self.make_engine, [revision.root])
+            engine = await anyio.to_thread.run_sync(self._make, revision.root)
         except CompileFailed as exc:
             deployment.diagnostics = _located(exc.compilation.diagnostics, revision.root)
             self._record(deployment)
@@ -287,6 +287,13 @@ class Deployer:
                 await self.retire(previous)
         log.info("deployed %s (plan %s)", revision.id, deployment.plan_hash)
         return deployment
+
+    def _make(self, root: Path) -> Engine:
+        """The engine of a revision, whose specs may read no file outside its folder."""
+        from specs.source.paths import confined
+
+        with confined(root):
+            return self.make_engine([root])
 
     def _record(self, deployment: Deployment) -> None:
         self.history.append(deployment)

@@ -68,6 +68,9 @@ class LiveRuns:
         if live is not None:
             live.end()
 
+    def runs(self) -> list[Live]:
+        return list(self._runs.values())
+
     def __len__(self) -> int:
         return len(self._runs)
 

@@ -489,13 +489,15 @@ class ToolBox:
         """The output and the calls it took, or the error outcome once retrying is over."""
         limit = 1 if tool.virtual is not None else self.retry.attempts_for(tool.spec)
         side_effects = tool.side_effects
+        # an idempotent tool does its effect once per idempotency key, however often called
+        idempotent = tool.spec is not None and tool.spec.spec.idempotent
         attempt = 0
         while True:
             attempt += 1
             try:
                 return await self._execute(tool, arguments), attempt
             except ToolError as exc:
-                retry = exc.retryable and (exc.safe_to_retry or not side_effects)
+                retry = exc.retryable and (exc.safe_to_retry or not side_effects or idempotent)
                 wait = self.retry.delay(attempt, exc.retry_after, self.rng) if retry else None
                 if attempt < limit and wait is not None:
                     await self.sleep(wait)

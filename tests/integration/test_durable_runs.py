@@ -206,7 +206,9 @@ def test_a_killed_run_resumes_to_the_same_output_and_events(
 
 def test_a_cut_off_call_of_a_non_idempotent_tool_waits_for_a_person(project: Path) -> None:
     spec = project / "agents" / "clerk.yaml"
-    spec.write_text(SPECS.replace("IDEMPOTENT", "false"), encoding="utf-8")
+    # each call takes 2 s here: the kill lands inside the second one even on a busy machine
+    slow = SPECS.replace("IDEMPOTENT", "false").replace("sleep 0.3", "sleep 2")
+    spec.write_text(slow, encoding="utf-8")
     kill_after(start(project), project, 4, 0.1)  # inside the second ledger call
     run_id = only_run(project)["id"]
 

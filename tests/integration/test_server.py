@@ -75,15 +75,21 @@ def pay(cents: int) -> str:
     return f"paid {cents}"
 
 
+def project(tmp_path: Path) -> tuple[Path, str]:
+    """The quickstart and more.yaml's agents and crew; the scripted model's spec."""
+    folder = tmp_path / "agents"
+    if not folder.exists():
+        shutil.copytree(EXAMPLES / "quickstart", folder)
+        (folder / "more.yaml").write_text(SPECS, encoding="utf-8")
+        (tmp_path / "script.yaml").write_text(SCRIPT, encoding="utf-8")
+    return folder, f"scripted:{tmp_path / 'script.yaml'}"
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    folder = tmp_path / "agents"
-    shutil.copytree(EXAMPLES / "quickstart", folder)
-    (folder / "more.yaml").write_text(SPECS, encoding="utf-8")
-    script = tmp_path / "script.yaml"
-    script.write_text(SCRIPT, encoding="utf-8")
+    folder, model = project(tmp_path)
     paid.clear()
-    with serve([folder], tmp_path, model=f"scripted:{script}", tools=[pay]) as server:
+    with serve([folder], tmp_path, model=model, tools=[pay]) as server:
         yield server
 
 
@@ -333,7 +339,8 @@ def test_kiln_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert wide.returncode == 2 and "loopback" in wide.stderr
     port = free_port()
     process = subprocess.Popen(
-        [*kiln, str(folder), "--no-auth", "--port", str(port), "--db", str(tmp_path / "r.db")],
+        [*kiln, str(folder), "--no-auth", "--port", str(port), "--db", str(tmp_path / "r.db"),
+         "--log-format", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -354,8 +361,12 @@ def test_kiln_serve_starts_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
         _, err = process.communicate(timeout=30)
     # drained, then uvicorn re-raises the signal: killed by SIGTERM, as a process should be
     assert process.returncode in (0, -signal.SIGTERM), err
-    assert "Application shutdown complete" in err
     assert "WARNING: serving without keys" in err
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    messages = [entry["message"] for entry in logged]
+    assert "Application shutdown complete." in messages, err
+    assert any(entry["logger"] == "kiln.deploy" for entry in logged), err
+    assert {"ts", "level", "logger", "message"} <= set(logged[0])
 
 
 def test_an_openai_client_talks_to_an_agent(served: Served) -> None:
@@ -402,6 +413,11 @@ def test_validate_a_bundle_of_spec_files(served: Served) -> None:
         assert fine["ok"] is True and fine["plan_hash"].startswith("sha256:")
         escape = http.post("/v1/validate", json={"files": {"../../etc/x.yaml": good}})
         assert escape.status_code == 422
+        reader = ("apiVersion: kiln/v1\nkind: Tool\nmetadata: {name: t}\nspec:\n"
+                  "  description: x\n  executor: {type: openapi, document: /etc/passwd}\n")
+        peek = http.post("/v1/validate", json={"files": {"t.yaml": reader}}).json()
+        assert peek["ok"] is False and "root:" not in json.dumps(peek)
+        assert any("outside the folder" in d["message"] for d in peek["diagnostics"])
 
 
 MEMORY = """\
@@ -474,3 +490,38 @@ def test_metrics_count_runs_steps_tokens_and_requests(served: Served) -> None:
         line.startswith('kiln_http_requests_total{code="200",route="/v1/agents/{name}/execute"}')
         for line in lines
     )
+
+
+def test_runs_in_flight_when_a_server_stops_are_carried_on_by_the_next(tmp_path: Path) -> None:
+    folder, model = project(tmp_path)
+    with serve([folder], tmp_path, model=model, tools=[pay]) as first:
+        key = first.key("acme", "run")
+        with first.client(key) as http:
+            started = http.post(
+                "/v1/agents/slow/execute", json={"input": "hi", "config": {"background": True}}
+            ).json()
+            time.sleep(0.3)
+    # the first server drained: the run is recorded cancelled, and the next one resumes it
+    with serve([folder], tmp_path, model=model, tools=[pay]) as second:
+        with second.client(key) as http:
+            deadline = time.monotonic() + 30
+            while (run := http.get(f"/v1/runs/{started['run_id']}").json())["status"] != (
+                "succeeded"
+            ):
+                assert run["status"] in ("cancelled", "running"), run
+                assert time.monotonic() < deadline, run
+                time.sleep(0.05)
+            assert run["output"] == "late" and run["tenant"] == "acme"
+
+
+def test_the_openapi_document_lists_every_route_and_the_docs_name_them(served: Served) -> None:
+    document = httpx.get(f"{served.url}/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    paths = document["paths"]
+    assert "post" in paths["/v1/agents/{name}/execute"]
+    assert paths["/v1/agents/{name}/execute"]["post"]["parameters"][0]["name"] == "name"
+    assert paths["/healthz"]["get"]["security"] == []
+    assert "delete" in paths["/v1/agents/{name}/memory"]
+    reference = (Path(__file__).parents[2] / "docs" / "server.md").read_text(encoding="utf-8")
+    missing = [p for p in paths if p.startswith("/v1") and f"{p}" not in reference]
+    assert missing == [], f"docs/server.md does not describe {missing}"

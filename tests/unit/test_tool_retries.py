@@ -17,7 +17,9 @@ from specs import Tool
 EXACT = ToolRetry(jitter=False)
 
 
-def make_tool(executor: dict[str, Any], *, side_effects: bool = False) -> Tool:
+def make_tool(
+    executor: dict[str, Any], *, side_effects: bool = False, idempotent: bool = False
+) -> Tool:
     return Tool.model_validate(
         {
             "apiVersion": "kiln/v1",
@@ -27,6 +29,7 @@ def make_tool(executor: dict[str, Any], *, side_effects: bool = False) -> Tool:
                 "description": "Fetch a thing.",
                 "executor": executor,
                 "side_effects": side_effects,
+                "idempotent": idempotent,
             },
         }
     )
@@ -57,9 +60,10 @@ def run(
     *,
     spec: dict[str, Any] = BUILTIN,
     side_effects: bool = False,
+    idempotent: bool = False,
     retry: ToolRetry = EXACT,
 ) -> tuple[ToolOutcome, list[float]]:
-    tool = make_tool(spec, side_effects=side_effects)
+    tool = make_tool(spec, side_effects=side_effects, idempotent=idempotent)
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -138,6 +142,17 @@ def test_side_effecting_tools_are_retried_only_when_the_call_never_got_anywhere(
     refused = Flaky(ToolError("connection refused", safe_to_retry=True))
     outcome, slept = run(refused, side_effects=True)
     assert outcome.ok and outcome.attempts == 2 and slept == [0.2]
+
+
+def test_an_idempotent_side_effecting_tool_is_retried_after_a_crash() -> None:
+    """#12 item 17: a side-effecting tool is retried when it says it is idempotent (the
+    same idempotency key does its effect once), and only then."""
+    crashed = Flaky(ToolError("the sandbox crashed", retryable=True))
+    outcome, slept = run(crashed, side_effects=True, idempotent=True)
+    assert outcome.ok and outcome.attempts == 2 and slept == [0.2]
+    again = Flaky(ToolError("the sandbox crashed", retryable=True))
+    outcome, _ = run(again, side_effects=True)
+    assert outcome.status == "error" and again.calls == 1
 
 
 def test_safe_to_retry_implies_retryable() -> None:

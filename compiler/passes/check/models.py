@@ -10,6 +10,7 @@ from compiler.models import ModelProblem, ModelRef, parse_model, price
 from compiler.symbols import Program, SpecEntry
 from specs import ModelDef
 from specs.source import DataPath
+from specs.source.paths import outside, path_problem
 
 
 def check_tot(program: Program) -> Iterator[Diagnostic]:
@@ -90,7 +91,14 @@ def _site(
         if near is not None:  # a Model spec's name, misspelt
             hint = f"did you mean '{near}'?"
         yield error("K4007", result.message, entry.doc.locate(path), hint)
-    elif result.kind == "scripted" and not (folder / result.name).is_file():
+    elif result.kind == "scripted" and (problem := _unusable(folder / result.name)):
+        yield error(
+            "K4014",
+            f"the scripted model's file {result.name[:100]!r} cannot be used: {problem}",
+            entry.doc.locate(path),
+            "a scripted model's path is relative to the spec's file",
+        )
+    elif result.kind == "scripted" and not _is_file(folder / result.name):
         yield error(
             "K4014",
             f"the scripted model's file {result.name!r} does not exist "
@@ -112,3 +120,18 @@ def _unpriced(
             entry.doc.locate(path),
             "set spec.limits.max_cost_usd to bound it",
         )
+
+
+def _unusable(path: Path) -> str | None:
+    problem = path_problem(str(path))
+    if problem is not None:
+        return problem
+    root = outside(path)
+    return f"it is outside the folder being compiled ({root})" if root is not None else None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False

@@ -36,6 +36,7 @@ def check_tool_names(program: Program) -> Iterator[Diagnostic]:
                 imported.append((api_name(qualified), qualified, name))
         elif executor.type != "mcp" or executor.tool is not None:
             claimed[api_name(name)] = name  # an MCP spec naming one tool is that tool
+    yield from _reserved(program)
     for api, qualified, spec in imported:
         other = claimed.get(api)
         if other is None:
@@ -48,4 +49,32 @@ def check_tool_names(program: Program) -> Iterator[Diagnostic]:
             f"offered to models as '{api}'",
             clash.doc.locate(("metadata", "name")),
             f"rename the tool '{other}', or import fewer operations from '{spec}'",
+        )
+
+
+def _reserved(program: Program) -> Iterator[Diagnostic]:
+    """``ask_<agent>`` (for an agent some agent delegates to) and ``task_<task>`` (for a
+    task of a hierarchical crew) are the runtime's own tools: a spec of that name would be
+    replaced by them without a word."""
+    taken: dict[str, str] = {}
+    for name in program.agents:
+        for other in program.agent(name).spec.delegate_to or ():
+            taken[f"ask_{other}"] = f"agent '{name}' delegates to '{other}' through it"
+    for name in program.crews:
+        crew = program.crew(name).spec
+        if crew.process == "hierarchical":
+            for task in crew.tasks:
+                taken[f"task_{task.name}"] = (
+                    f"the manager of crew '{name}' hands out task '{task.name}' through it"
+                )
+    for name, entry in sorted(program.tools.items()):
+        why = taken.get(name)
+        if why is None or entry.origin != "user":
+            continue
+        yield error(
+            "K4020",
+            f"tool '{name}' has a name kiln keeps for itself: {why}",
+            entry.doc.locate(("metadata", "name")),
+            "rename the tool: ask_<agent> and task_<task> are the runtime's delegation and "
+            "task tools",
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, error
 from compiler.symbols import Program, SpecEntry
+from specs.source.paths import path_problem
 from specs.tool import PythonExecutor
 
 
@@ -70,8 +71,11 @@ def _folders(name: str, entry: SpecEntry, folders: tuple[str, ...]) -> Iterator[
     seen: dict[str, str] = {}
     for i, path in enumerate(folders):
         where = entry.doc.locate(("spec", "sandbox", "folders", i))
-        resolved = (base / path).resolve()
-        if not resolved.is_relative_to(base):
+        resolved = _resolved(base, path)
+        if isinstance(resolved, str):
+            yield error("K4015", f"tool '{name}' mounts {path[:100]!r}: {resolved}", where,
+                        "folders are relative to the spec's file")  # fmt: skip
+        elif not resolved.is_relative_to(base):
             yield error(
                 "K4015",
                 f"tool '{name}' mounts the folder '{path}', outside the folder of its spec",
@@ -101,8 +105,11 @@ def _paths(name: str, entry: SpecEntry, paths: tuple[str, ...]) -> Iterator[Diag
     folder = Path(entry.doc.path).parent.resolve()
     for i, path in enumerate(paths):
         where = entry.doc.locate(("spec", "executor", "paths", i))
-        resolved = (folder / path).resolve()
-        if not resolved.is_relative_to(folder):
+        resolved = _resolved(folder, path)
+        if isinstance(resolved, str):
+            yield error("K4015", f"tool '{name}' imports from {path[:100]!r}: {resolved}", where,
+                        "paths are folders, relative to the spec's file")  # fmt: skip
+        elif not resolved.is_relative_to(folder):
             yield error(
                 "K4015",
                 f"tool '{name}' imports from '{path}', outside the folder of its spec",
@@ -117,3 +124,14 @@ def _paths(name: str, entry: SpecEntry, paths: tuple[str, ...]) -> Iterator[Diag
                 where,
                 "paths are folders, relative to the spec's file, that hold the entrypoint's module",
             )
+
+
+def _resolved(base: Path, path: str) -> Path | str:
+    """``path`` under ``base``, resolved, or why it cannot be."""
+    problem = path_problem(path)
+    if problem is not None:
+        return f"not a usable path ({problem})"
+    try:
+        return (base / path).resolve()
+    except (OSError, RuntimeError) as exc:
+        return f"not a usable path ({exc})"
