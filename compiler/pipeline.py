@@ -111,5 +111,35 @@ def _compile(
     )
 
 
+#: diagnostics of one code shown per file; the rest are counted in one last diagnostic
+MAX_PER_KIND = 50
+#: characters of a message shown (a value it quotes may be a whole file)
+MAX_MESSAGE = 600
+
+
 def _sorted(diags: list[Diagnostic]) -> tuple[Diagnostic, ...]:
-    return tuple(sorted(set(diags), key=Diagnostic.sort_key))
+    """Sorted, duplicates dropped, at most :data:`MAX_PER_KIND` of one code per file (a
+    20,000-line mistake is one mistake, and a CI log must stay readable), messages
+    bounded."""
+    out: list[Diagnostic] = []
+    seen: dict[tuple[str, str], int] = {}
+    ordered = sorted(set(diags), key=Diagnostic.sort_key)
+    for d in ordered:
+        key = (d.span.path, d.code)
+        count = seen[key] = seen.get(key, 0) + 1
+        if count <= MAX_PER_KIND:
+            message = d.message
+            if len(message) > MAX_MESSAGE:
+                message = message[: MAX_MESSAGE - 40] + f"… ({len(d.message):,} characters)"
+                d = Diagnostic(d.code, message, d.span, d.hint)
+            out.append(d)
+        elif count == MAX_PER_KIND + 1:
+            more = sum(1 for x in ordered if (x.span.path, x.code) == key) - MAX_PER_KIND
+            out.append(Diagnostic(
+                d.code,
+                f"… and {more:,} more {d.code} in this file (only the first {MAX_PER_KIND} "
+                "are shown)",
+                d.span,
+                "fix these first, then compile again",
+            ))  # fmt: skip
+    return tuple(out)

@@ -109,6 +109,7 @@ def _simple(source: str) -> ParsedTemplate | None:
         return None
     refs: list[Reference] = []
     last = 0
+    line, counted = 1, 0  # lines are counted as the matches go, not from the start each time
     for match in _EXPRESSION.finditer(source):
         if "{{" in source[last : match.start() + 1]:  # +1: a '{' glued to the '{{' too
             return None  # an expression the pattern does not cover
@@ -123,7 +124,9 @@ def _simple(source: str) -> ParsedTemplate | None:
             parts.append(name if name is not None else int(index) if index is not None else key)
         if any(n in _RESERVED for n in names) or root in environment().globals:
             return None
-        refs.append(Reference(tuple(parts), source.count("\n", 0, match.start(1)) + 1))
+        line += source.count("\n", counted, match.start(1))
+        counted = match.start(1)
+        refs.append(Reference(tuple(parts), line))
         last = match.end()
     if "{{" in source[last:]:
         return None

@@ -28,6 +28,7 @@ from compiler.symbols import Program
 from compiler.templates import environment
 from runtime.agent import AgentJob, AgentOutcome, Budget, run_agent
 from runtime.agent.job import Status
+from runtime.agent.schemas import non_empty
 from runtime.envrefs import resolve_env
 from runtime.events import EventBus
 from runtime.inputs import bind_inputs
@@ -542,7 +543,7 @@ class Runner:
             models=self.models_for_agent(agent_name),
             system=system,
             prompt=prompt,
-            output_schema=output_schema if output_schema is not None else spec.output_schema,
+            output_schema=non_empty(spec.output_schema if output_schema is None else output_schema),
             tools=box,
             gateway=self.gateway,
             bus=state.bus,

@@ -6,9 +6,12 @@ import json
 from collections.abc import Mapping, Sequence
 
 from compiler.diagnostics.model import Diagnostic
+from specs.source.loader import split_lines
 
 _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "hint": "\x1b[1;36m", "dim": "\x1b[2m"}
 _RESET = "\x1b[0m"
+#: characters of a source line shown around a diagnostic's place
+_WIDE = 4000
 
 
 def render_text(
@@ -26,21 +29,27 @@ def render_text(
         out.append(f"{span}: {paint(d.severity, f'{d.severity}[{d.code}]')}: {d.message}")
         text = sources.get(span.path)
         if text is not None:
-            lines = lines_of.setdefault(span.path, text.splitlines())
+            # lines as YAML counts them (str.splitlines also splits at U+2028, U+001C…)
+            lines = lines_of.get(span.path)
+            if lines is None:
+                lines = lines_of[span.path] = split_lines(text)
             if 1 <= span.line <= len(lines):
-                src = lines[span.line - 1].replace("\t", " ")
+                full = lines[span.line - 1].replace("\t", " ")
                 width = (
                     span.end_col - span.col
                     if span.end_line == span.line
-                    else len(src) - span.col + 1
+                    else len(full) - span.col + 1
                 )
-                width = max(1, min(width, len(src) - span.col + 1))
+                width = max(1, min(width, len(full) - span.col + 1, _WIDE))
+                src, col = full, span.col
+                if len(full) > _WIDE:  # a window around the place: a line may be a whole file
+                    shift = max(0, span.col - 1 - _WIDE // 2)
+                    src = ("…" if shift else "") + full[shift : shift + _WIDE] + "…"
+                    col = span.col - shift + (1 if shift else 0)
                 gutter = " " * len(str(span.line))
                 out.append(paint("dim", f" {span.line} | ") + src)
                 out.append(
-                    paint("dim", f" {gutter} | ")
-                    + " " * (span.col - 1)
-                    + paint(d.severity, "^" * width)
+                    paint("dim", f" {gutter} | ") + " " * (col - 1) + paint(d.severity, "^" * width)
                 )
         if d.hint:
             out.append(f"{paint('hint', 'hint')}: {d.hint}")

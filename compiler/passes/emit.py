@@ -31,6 +31,8 @@ def emit(
         if entry.origin == "user" or entry.key in used:
             fp = prints[entry.key]
             specs[entry.key] = {"hash": fp.hash, "origin": entry.origin, "spec": fp.data}
+            if fp.files:
+                specs[entry.key]["files"] = fp.files
     body: dict[str, Any] = {
         "kiln_plan": PLAN_VERSION,
         "specs": specs,

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", metavar="NEW.json")
     diff.add_argument("--format", choices=("text", "json"), default="text")
     diff.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="show changed values whole (default: what differs in them)",
+    )  # fmt: skip
+    diff.add_argument(
         "--exit-code",
         action="store_true",
         help="exit 1 when the plans differ, 2 when one cannot be read, 0 when they are the same",
@@ -270,7 +274,7 @@ def _plan(args: argparse.Namespace) -> int:
             return unreadable
         plans.append(plan)
     try:
-        changes = diff_plans(plans[0], plans[1])
+        changes = diff_plans(plans[0], plans[1], whole=args.verbose)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a hand-edited plan
         print(
             f"kiln: error: the plans are not both kiln plans (malformed: {exc!r})", file=sys.stderr

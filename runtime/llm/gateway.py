@@ -286,6 +286,8 @@ def _all_failed(outcomes: Sequence[_Outcome]) -> ModelError:
     last = outcomes[-1].error
     kind = type(last) if last is not None else ModelError
     message = "all models failed: " + "; ".join(o.summary() for o in outcomes)
+    if len(outcomes) == 1 and getattr(last, "speaks_for_itself", False):
+        message = f"{outcomes[0].model}: {last}"  # a script that ran out: no model "failed"
     try:
         error = kind(message, model=outcomes[-1].model)
     except TypeError:  # a subclass with another constructor: keep the message, lose the class

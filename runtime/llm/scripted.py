@@ -79,6 +79,8 @@ class ScriptError(ModelError):
 
     kind = "bad_request"
     retryable = False
+    #: its message is the whole story: not "all models failed"
+    speaks_for_itself = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +184,8 @@ class ScriptedModel:
         position = cursors.get(key, 0)
         if position >= len(turns):
             raise ScriptError(
-                f"{key!r} has {len(turns)} turn{'s' * (len(turns) != 1)} and the "
-                f"run asked for turn {position + 1}",
+                f"the script ran out of turns: {key!r} has {len(turns)} "
+                f"turn{'s' * (len(turns) != 1)} and the run asked for turn {position + 1}",
                 model=self.name,
             )
         cursors[key] = position + 1

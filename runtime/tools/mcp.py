@@ -457,14 +457,20 @@ async def _http(server: McpServer) -> AsyncIterator[TransportStreams]:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    from runtime.envrefs import resolve_env
+    from runtime.envrefs import env_value, resolve_env
 
     assert server.url is not None
+    url = env_value(server.url)  # ${env:NAME} in the URL, as everywhere else
+    if url is None:
+        raise ToolError(
+            f"the MCP server's url {server.url!r} names an environment variable that is not "
+            "set"
+        )
     headers = resolve_env(server.headers)
     # the SDK's default timeouts: a response stream may stay open for minutes
     timeout = httpx2.Timeout(30, read=300)
     async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
-        async with streamable_http_client(server.url, http_client=http) as streams:
+        async with streamable_http_client(url, http_client=http) as streams:
             yield streams
 
 
@@ -546,7 +552,7 @@ def _unset_note(server: McpServer) -> str:
     names = sorted(
         {
             name
-            for value in (*server.env.values(), *server.headers.values())
+            for value in (*server.env.values(), *server.headers.values(), server.url or "")
             for name in ENV_REF.findall(value)
             if name not in os.environ
         }

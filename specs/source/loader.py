@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,11 +409,15 @@ def load_text(
 ) -> tuple[list[Document], list[LoadIssue]]:
     """Load every document of one file's text."""
     composer = _Composer(path, limits)
+    breaks = _odd_line_breaks(path, text)
+    if breaks:  # they would move every location after them, or hide a line (see below)
+        return [], breaks
     try:
         composer.run(iter(yaml.parse(text, Loader=_Parser)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, col = _on_a_real_line(text, line, col)
         problem = exc.problem or exc.context or "invalid YAML"
         opened = exc.context_mark if exc.problem and exc.context else None
         if opened is not None and opened is not mark and exc.context:
@@ -436,6 +441,53 @@ def load_text(
     except yaml.YAMLError as exc:
         composer.issues.append(LoadIssue("K1003", f"YAML error: {exc}", Span.point(path)))
     return composer.documents, composer.issues
+
+
+_ODD_BREAKS = re.compile("[\u2028\u2029]")
+_BREAK_NAMES = {"\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}
+#: where YAML (libyaml) ends lines, and so where kiln counts them: LF, CRLF, a lone CR
+#: (old Mac files) and U+0085; U+2028 and U+2029 are refused (see _odd_line_breaks)
+LINE_BREAKS = re.compile("\r\n|[\n\r\x85]")
+
+
+def split_lines(text: str) -> list[str]:
+    """``text``'s lines as YAML counts them (a final line break starts no new line)."""
+    rows = LINE_BREAKS.split(text)
+    if rows and rows[-1] == "":
+        rows.pop()
+    return rows
+
+
+def _odd_line_breaks(path: str, text: str) -> list[LoadIssue]:
+    """YAML takes U+2028 and U+2029 as line breaks, which an editor or a terminal may not
+    show: ``instructions: Be helpful.  # reviewed<U+2028>  tools: [http_get]`` reads as
+    one line with a comment and adds a tool. Refused where they are."""
+    issues = []
+    for found in list(_ODD_BREAKS.finditer(text))[:20]:
+        position = found.start()
+        before = split_lines(text[:position] + "x")
+        line, col = len(before), len(before[-1])
+        issues.append(
+            LoadIssue(
+                "K1003",
+                f"{_BREAK_NAMES[found.group()]} is a line break to YAML but may not look like "
+                "one: it is not allowed in a spec",
+                Span.point(path, line, col),
+                "use a plain line feed; inside a double-quoted string write it as an escape "
+                "(\\u2028)",
+            )
+        )
+    return issues
+
+
+def _on_a_real_line(text: str, line: int, col: int) -> tuple[int, int]:
+    """libyaml reports the end of a file as the line after the last one: point at the end
+    of the last line instead, which has a source to show."""
+    lines = split_lines(text)
+    if line <= len(lines):
+        return line, col
+    last = lines[-1] if lines else ""
+    return max(len(lines), 1), len(last) + 1
 
 
 def _indenting_tab(path: str, text: str, line: int) -> Span | None:

@@ -366,3 +366,20 @@ async def test_an_error_in_the_run_passes_through_and_closes_servers() -> None:
 async def test_hub_needs_async_with() -> None:
     with pytest.raises(RuntimeError, match="outside its 'async with' block"):
         await McpHub().list_tools("echo", stdio(*ECHO))
+
+
+async def test_an_env_reference_in_the_url_is_read_like_everywhere_else(
+    echo_http: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#12 item 9: ``${env:NAME}`` in an MCP server's url passed validate and then failed
+    at run time; it is read from the environment, and a missing one is named."""
+    port = echo_http.rsplit(":", 1)[1].split("/")[0]
+    monkeypatch.setenv("KILN_TEST_MCP_PORT", port)
+    server = McpServer(transport="http", url="http://127.0.0.1:${env:KILN_TEST_MCP_PORT}/mcp")
+    async with McpHub() as hub:
+        assert await hub.call("echo", server, "add", {"a": 1, "b": 2}) == {"total": 3}
+    monkeypatch.delenv("KILN_TEST_MCP_PORT")
+    async with McpHub() as hub:
+        with pytest.raises(ToolError, match="KILN_TEST_MCP_PORT") as caught:
+            await hub.list_tools("echo", server)
+    assert port not in str(caught.value)

@@ -279,7 +279,11 @@ def test_running_out_of_turns_fails_the_run_naming_the_script(write_specs: Write
     ran = run_specs(folder, "solver:\n  - {thought: t, tool: word_count, input: {text: a}}\n")
     assert ran.result.status == "failed"
     assert ran.result.error is not None
-    assert ".script.yaml: 'solver' has 1 turn and the run asked for turn 2" in ran.result.error
+    assert (
+        ".script.yaml: the script ran out of turns: 'solver' has 1 turn and the run asked "
+        "for turn 2" in ran.result.error
+    )
+    assert "all models failed" not in ran.result.error  # #12 item 10: no model failed
 
 
 APPROVAL = """\

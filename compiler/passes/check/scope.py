@@ -34,6 +34,11 @@ class _Site:
 _SINGLE_BRACE = re.compile(r"(?<!\{)\{\s*([A-Za-z_]\w*)\s*\}(?!\})")
 
 
+#: problems of one template located exactly (each costs a look at its lines); the compile
+#: shows only so many of one kind per file anyway (compiler.pipeline.MAX_PER_KIND)
+_LOCATED = 60
+
+
 def check_placeholders(program: Program, files: Mapping[str, str]) -> Iterator[Diagnostic]:
     """CrewAI writes ``{topic}``; in Jinja2 that is plain text, so the input never arrives."""
     for site, parsed in program.templates.items():
@@ -42,15 +47,19 @@ def check_placeholders(program: Program, files: Mapping[str, str]) -> Iterator[D
             continue
         model = entry.model
         inputs = model.spec.inputs if isinstance(model, Agent | Crew) else {}
+        found = 0
         for match in _SINGLE_BRACE.finditer(parsed.source):
             name = match.group(1)
             if name not in inputs:
                 continue
+            found += 1
             line = parsed.source.count("\n", 0, match.start()) + 1
             yield error(
                 "K5005",
                 f"'{match.group(0)}' is plain text in a template, not the input '{name}'",
-                inside(entry.doc, files, site.path, line, (match.group(0),)),
+                inside(entry.doc, files, site.path, line, (match.group(0),))
+                if found <= _LOCATED
+                else entry.doc.locate(site.path),
                 f"write {{{{ inputs.{name} }}}}",
             )
 
@@ -62,6 +71,7 @@ def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnost
         if entry is None or entry.origin != "user" or _unsure(entry, site.path):
             continue
         here = _Site(entry, site.path)
+        found = 0
         dashed = _dashed_task_names(entry, parsed.source)
         for ref in parsed.references:
             if dashed and str(ref.path[0]) in dashed.parts:
@@ -71,8 +81,12 @@ def check_scope(program: Program, files: Mapping[str, str]) -> Iterator[Diagnost
             if problem is None:
                 continue
             code, message, hint = problem
-            needles = (ref.dotted, *(str(p) for p in reversed(ref.path)))
-            span = inside(entry.doc, files, site.path, ref.lineno, needles)
+            found += 1
+            if found <= _LOCATED:
+                needles = (ref.dotted, *(str(p) for p in reversed(ref.path)))
+                span = inside(entry.doc, files, site.path, ref.lineno, needles)
+            else:  # only so many are shown: the rest need no exact place (see pipeline)
+                span = entry.doc.locate(site.path)
             yield error(code, message, span, hint)
 
 

@@ -4,6 +4,7 @@ they import from exist inside the spec's own folder (a sandbox never sees anythi
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def check_tool_cache(program: Program) -> Iterator[Diagnostic]:
 def _code(name: str, entry: SpecEntry, code: str) -> Iterator[Diagnostic]:
     where = entry.doc.locate(("spec", "executor", "code"))
     try:
-        tree = ast.parse(code, filename=f"<tool {name}>")
+        with warnings.catch_warnings():  # a SyntaxWarning in a spec's code is not kiln's to print
+            warnings.simplefilter("ignore")
+            tree = ast.parse(code, filename=f"<tool {name}>")
     except SyntaxError as exc:
         yield error(
             "K4016",
