@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,12 @@ class Fingerprint:
 def fingerprints(program: Program) -> dict[str, Fingerprint]:
     """``Kind/name`` to fingerprint, for every spec of the program."""
     out: dict[str, Fingerprint] = {}
+    # the spec files are hashed as specs (by meaning): a tool whose code folder holds them
+    # must not hash their bytes, or reformatting a spec would change the plan
+    specs = {str(Path(e.doc.path).absolute()) for e in program.entries()}
     for entry in program.entries():
         data = spec_data(entry.model)
-        files = pulled_in(entry) if entry.origin == "user" else {}
+        files = pulled_in(entry, skip=specs) if entry.origin == "user" else {}
         hashed = digest({"spec": data, "files": files}) if files else digest(data)
         out[entry.key] = Fingerprint(data, hashed, files)
     return out
@@ -58,7 +62,7 @@ def fingerprints(program: Program) -> dict[str, Fingerprint]:
 MAX_FILES, MAX_BYTES = 2_000, 64 << 20
 
 
-def pulled_in(entry: SpecEntry) -> dict[str, str]:
+def pulled_in(entry: SpecEntry, skip: Set[str] = frozenset()) -> dict[str, str]:
     """The files a spec makes the run read, with their content hashes: a python tool's
     modules (every file under its ``paths``), an OpenAPI tool's document, an agent's
     scripted turns. A file that cannot be read is listed as such (the checks say why)."""
@@ -84,7 +88,7 @@ def pulled_in(entry: SpecEntry) -> dict[str, str]:
     for name in named:
         out[name] = _file_hash(folder, name, budget)
     for tree in trees:
-        out.update(_tree_hashes(folder, tree, budget))
+        out.update(_tree_hashes(folder, tree, budget, skip))
     return out
 
 
@@ -103,7 +107,7 @@ def _file_hash(folder: Path, name: str, budget: list[int]) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _tree_hashes(folder: Path, tree: str, budget: list[int]) -> dict[str, str]:
+def _tree_hashes(folder: Path, tree: str, budget: list[int], skip: Set[str]) -> dict[str, str]:
     from specs.source.paths import path_problem
 
     if path_problem(tree) is not None:
@@ -111,7 +115,12 @@ def _tree_hashes(folder: Path, tree: str, budget: list[int]) -> dict[str, str]:
     root = folder / tree
     out: dict[str, str] = {}
     try:
-        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        files = sorted(
+            p for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and str(p.absolute()) not in skip
+        )  # fmt: skip
     except OSError:
         return {tree: "unreadable"}
     for path in files:

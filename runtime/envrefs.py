@@ -28,11 +28,20 @@ def resolve_env(value: Any) -> Any:
         names = ENV_REF.findall(value)
         if any(name not in os.environ for name in names):
             return _UNSET
-        return ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+        return ENV_REF.sub(lambda m: _read(m.group(1)), value)
     return value
 
 
 _UNSET = object()
+
+
+def _read(name: str) -> str:
+    """A variable's value, remembered as a secret (runtime/masking.py masks it)."""
+    from runtime.masking import remember
+
+    value = os.environ[name]
+    remember(name, value)
+    return value
 
 
 def env_value(value: str | None) -> str | None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
+from runtime.masking import mask_data
+
 EventType = Literal[
     "run.start",
     "task.start",
@@ -135,6 +137,7 @@ class EventBus:
         **data: Any,
     ) -> Event:
         self._seq += 1
+        data = mask_data(data)  # the one event path: no secret's value leaves by it
         if ts is None:  # an event reporting finished work is stamped when the work began
             ts = time.time() - (duration_ms / 1000 if duration_ms else 0.0)
         event = Event(

@@ -24,6 +24,8 @@ from runtime.journal import Ambiguous, Durability, RunJournal
 from runtime.llm.gateway import Gateway
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import ModelBackend, ModelError, Usage
+from runtime.masking import mask, mask_data
+from runtime.masking import refresh as refresh_secrets
 from runtime.memory.records import MemoryStoreError
 from runtime.memory.registry import default_root
 from runtime.memory.service import MemoryService, Who
@@ -493,6 +495,7 @@ async def execute(
     server's) is recorded as the run's owner: other tenants do not see it."""
     if resume is not None and run_id is None:
         raise ValueError("resuming needs the run's id")
+    refresh_secrets()  # credentials set since the last run are masked in this one
     run_id = run_id or uuid.uuid4().hex
     async with contextlib.AsyncExitStack() as stack:
         prepared.active.count += 1
@@ -631,6 +634,12 @@ async def _execute(
             run_id=run_id,
             who=who,
             journal=journal,
+        )
+        # what the run returns, and the trace store keeps, holds no secret's value
+        result = replace(
+            result,
+            output=mask_data(result.output),
+            error=mask(result.error) if result.error else result.error,
         )
         status = result.status
         return result

@@ -36,6 +36,8 @@ import anyio
 import anyio.lowlevel
 
 from runtime.events import Event, EventType
+from runtime.masking import mask_data
+from runtime.private import private_file
 
 __all__ = [
     "FLUSH_EVERY",
@@ -195,6 +197,7 @@ class TraceStore:
             # Autocommit mode: every write below opens its own BEGIN IMMEDIATE transaction.
             # One thread uses it (see _connection), not always the one that opened it.
             self._owner: int | None = threading.get_ident()
+            private_file(self.path)  # runs, events and journals are the owner's alone
             self._conn = sqlite3.connect(
                 self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
@@ -346,7 +349,8 @@ class TraceStore:
 
     def record(self, run_id: str, step: str, kind: str, state: str, data: Any) -> None:
         """Add a step to the journal: written with the next commit, flush or finish."""
-        self._steps.append((run_id, step, kind, state, time.time(), _json(data)))
+        # a model's reply or a tool's output kept for replay keeps no secret's value
+        self._steps.append((run_id, step, kind, state, time.time(), _json(mask_data(data))))
 
     async def commit(self) -> None:
         """Wait until everything recorded so far is durable, sharing one transaction (and

@@ -9,6 +9,8 @@ import logging
 import sys
 import time
 
+from runtime.masking import mask
+
 __all__ = ["JsonFormatter", "configure"]
 
 
@@ -19,11 +21,18 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask(record.getMessage()),
         }
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = mask(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)
+
+
+class MaskedFormatter(logging.Formatter):
+    """Text lines, with secrets' values masked (runtime/masking.py)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
 
 
 def configure(format_: str) -> dict[str, object] | None:
@@ -32,7 +41,7 @@ def configure(format_: str) -> dict[str, object] | None:
     if format_ == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        handler.setFormatter(MaskedFormatter("%(levelname)s:     %(name)s: %(message)s"))
     kiln = logging.getLogger("kiln")
     kiln.handlers[:] = [handler]
     kiln.setLevel(logging.INFO)

@@ -38,6 +38,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from runtime.llm.types import ToolDef
+from runtime.masking import mask, mask_data
 from runtime.stops import RunStopped
 from runtime.tools.approval import ApprovalRequest, Approvals, Decision
 from runtime.tools.approval import Approver as Approver  # re-exported
@@ -374,7 +375,14 @@ class ToolBox:
         started = time.perf_counter()
         outcome = await self._call(name, arguments, on_approval or self.on_approval, decided)
         ms = (time.perf_counter() - started) * 1000
-        return replace(outcome, duration_ms=ms)
+        # a secret the tool echoed never reaches the model, the journal or an event
+        return replace(
+            outcome,
+            duration_ms=ms,
+            output=mask_data(outcome.output),
+            error=mask(outcome.error) if outcome.error else outcome.error,
+            stdout=mask(outcome.stdout) if outcome.stdout else outcome.stdout,
+        )
 
     async def _call(
         self,

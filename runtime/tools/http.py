@@ -410,7 +410,12 @@ def _render_or_none(source: str, arguments: Mapping[str, Any], tool: str, what: 
     if any(n not in os.environ for n in names):
         return None
     try:
-        return template.render(input=arguments, kiln_env_={n: os.environ[n] for n in names})
+        from runtime.masking import remember
+
+        env = {n: os.environ[n] for n in names}
+        for name, value in env.items():
+            remember(name, value)
+        return template.render(input=arguments, kiln_env_=env)
     except JinjaError as exc:
         raise ToolError(f"{tool}: cannot render its {what}: {exc}") from None
 

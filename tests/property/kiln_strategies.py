@@ -420,7 +420,7 @@ def leaves(docs: list[Spec]) -> Iterator[tuple[int, tuple[str | int, ...], Calla
     for i, doc in enumerate(docs):
         spec = doc["spec"]
         yield i, ("metadata", "description"), lambda v: (v or "") + " (v2)"
-        if doc["kind"] != "MemoryPolicy":
+        if doc["kind"] not in ("MemoryPolicy", "Model"):  # their specs have no description
             yield i, ("spec", "description"), lambda v: (v or "") + " (v2)"
         if doc["kind"] == "Agent":
             yield i, ("spec", "model"), lambda v: next(m for m in MODELS if m != v)

@@ -56,6 +56,7 @@ from runtime.memory.records import (
 )
 from runtime.memory.registry import StoreSettings
 from runtime.memory.sqlite_files import check_mark, connect, writing
+from runtime.private import private_file
 
 __all__ = ["APPLICATION_ID", "BUSY_TIMEOUT_S", "SCHEMA_VERSION", "NetworkxGraph"]
 
@@ -357,6 +358,7 @@ class NetworkxGraph:
 def _open(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # memories are their owner's alone
     except OSError as exc:
         raise StoreUnavailable(f"cannot create {path.parent}: {exc}", retryable=False) from None
     # an empty database, or a graph store from before the header: the tables that are

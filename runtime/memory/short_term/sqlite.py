@@ -52,6 +52,7 @@ import anyio.to_thread
 
 from runtime.memory.records import MemoryStoreError, StoreUnavailable, Turn
 from runtime.memory.sqlite_files import check_mark, connect, writing
+from runtime.private import private_file
 
 if TYPE_CHECKING:
     from runtime.memory.registry import StoreSettings
@@ -327,6 +328,7 @@ class SqliteShortTerm:
     def _open(self) -> sqlite3.Connection:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self._path)  # memories are their owner's alone
         except OSError as exc:
             raise StoreUnavailable(
                 f"cannot create the folder of the short-term store {self._path}: {exc}",

@@ -50,6 +50,7 @@ from runtime.memory.records import EmbedderMismatch, Memory, MemoryStoreError, S
 from runtime.memory.vector._chroma_records import NEVER as NEVER
 from runtime.memory.vector._chroma_records import SCHEMA_VERSION as SCHEMA_VERSION
 from runtime.memory.vector._chroma_records import collection_name as collection_name
+from runtime.private import private_dir
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -488,7 +489,7 @@ class ChromaStore(_ChromaVectorStore):
     def _connect(self) -> ClientAPI:
         import chromadb
 
-        self.path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path)  # memories are their owner's alone
         return chromadb.PersistentClient(path=str(self.path), settings=rec.client_settings())
 
 
